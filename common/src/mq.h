@@ -1,0 +1,168 @@
+/* mq.h - RabbitMQ client for a libevent program (librabbitmq underneath).
+ *
+ * librabbitmq is a blocking library, so each mq_client owns one I/O thread
+ * that alone touches the AMQP connection: it connects with heartbeats,
+ * declares the topology, publishes with publisher confirms, consumes with
+ * manual acks under a prefetch limit, and reconnects with backoff (and
+ * redeclares everything) after the broker restarts. The libevent loop never
+ * blocks on the broker: calls below only queue work for the thread, and every
+ * outcome (confirm, delivery, connection change) comes back as a callback run
+ * on the loop thread, woken through an eventfd watched by the loop.
+ *
+ * All functions are called from the loop thread only. */
+#ifndef CG_MQ_H
+#define CG_MQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "status.h"
+
+struct event_base;
+typedef struct mq_client mq_client;
+
+/* ---- configuration ---------------------------------------------------- */
+
+typedef struct mq_config {
+    const char *host;             /* broker address, e.g. "127.0.0.1" */
+    int port;                     /* AMQP port */
+    const char *user;
+    const char *password;         /* from the environment or a file, never argv */
+    const char *vhost;
+    const char *name;             /* connection name, shown in logs and the broker UI */
+    int heartbeat_s;              /* AMQP heartbeat, 0 disables (default 10) */
+    int connect_timeout_ms;       /* TCP connect + AMQP handshake bound (default 3000) */
+    int prefetch;                 /* basic.qos prefetch count for consumers (default 256) */
+    size_t max_outbound;          /* bound on queued + unconfirmed publishes (default 65536) */
+    int reconnect_min_ms;         /* first reconnect delay, doubled up to the max (default 100) */
+    int reconnect_max_ms;         /* (default 5000) */
+} mq_config;
+
+/* Fills the defaults named above; host/port/user/password/vhost stay NULL/0. */
+void mq_config_defaults(mq_config *cfg);
+
+/* ---- topology, redeclared after every reconnect ------------------------ */
+
+typedef struct mq_exchange_decl {
+    const char *name;
+    const char *type;             /* "direct", "topic", "fanout" */
+} mq_exchange_decl;
+
+typedef struct mq_queue_decl {
+    const char *name;
+    const char *dead_letter_exchange;     /* NULL: no dead-lettering */
+    const char *dead_letter_routing_key;  /* NULL: keep the original key */
+    long max_length;              /* 0: unbounded; else x-max-length with reject-publish
+                                     overflow, so a full queue nacks the publisher */
+    int exclusive;                /* 1: a per-process queue (auto-delete, not durable) */
+} mq_queue_decl;
+
+typedef struct mq_binding_decl {
+    const char *queue;
+    const char *exchange;
+    const char *routing_key;
+} mq_binding_decl;
+
+typedef struct mq_topology {
+    const mq_exchange_decl *exchanges; size_t n_exchanges;
+    const mq_queue_decl *queues;       size_t n_queues;
+    const mq_binding_decl *bindings;   size_t n_bindings;
+} mq_topology;
+
+/* ---- messages ----------------------------------------------------------- */
+
+/* Optional AMQP basic properties; NULL fields are not sent. */
+typedef struct mq_props {
+    const char *message_id;
+    const char *correlation_id;   /* the saga id */
+    const char *reply_to;
+    const char *type;             /* e.g. "stock.reserve" */
+    const char *content_type;     /* NULL: "application/json" */
+    int transient;                /* 0 (default): delivery_mode 2, persistent */
+} mq_props;
+
+/* Identifies a delivery for ack/nack; tags are only valid on the connection
+ * that delivered them, so the connection epoch is part of the id and an ack
+ * of a delivery from a dead connection is dropped (the broker redelivers). */
+typedef struct mq_delivery_id {
+    uint64_t epoch;
+    uint64_t tag;
+} mq_delivery_id;
+
+/* A received message. Given to the consumer callback, which owns it from
+ * then on and frees it with mq_message_free(); strings are NUL-terminated
+ * and NULL when the property was absent. */
+typedef struct mq_message {
+    mq_delivery_id id;
+    int redelivered;
+    char *exchange;
+    char *routing_key;
+    char *message_id;
+    char *correlation_id;
+    char *reply_to;
+    char *type;
+    char *body;                   /* body_len bytes plus a terminating NUL */
+    size_t body_len;
+} mq_message;
+
+void mq_message_free(mq_message *msg);
+
+/* ---- callbacks (all run on the loop thread) ----------------------------- */
+
+/* The broker's answer for one publish. */
+enum mq_publish_result {
+    MQ_PUBLISH_ACKED = 0,     /* confirmed: the broker has taken responsibility */
+    MQ_PUBLISH_NACKED = 1,    /* refused (e.g. queue full): not delivered */
+    MQ_PUBLISH_UNKNOWN = 2    /* the connection died after sending, before the confirm:
+                                 it may or may not have been delivered */
+};
+typedef void (*mq_confirm_cb)(mq_client *c, int result, void *arg);
+
+/* Takes ownership of msg. */
+typedef void (*mq_delivery_cb)(mq_client *c, mq_message *msg, void *arg);
+
+/* Called on every connection change: up = 1 when connected and the topology
+ * and consumers are in place, 0 when the connection was lost. */
+typedef void (*mq_state_cb)(mq_client *c, int up, void *arg);
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+/* Returns a new client that starts connecting at once (in its thread); the
+ * strings in cfg and topo are copied. NULL on failure, with err set. */
+mq_client *mq_client_new(struct event_base *base, const mq_config *cfg,
+                         const mq_topology *topo, mq_state_cb on_state, void *state_arg,
+                         cg_error *err);
+/* Stops the thread, closes the connection and frees everything. Pending
+ * confirms are reported as MQ_PUBLISH_UNKNOWN before it returns. */
+void mq_client_free(mq_client *c);
+
+int mq_client_is_up(const mq_client *c);
+
+/* ---- work ---------------------------------------------------------------- */
+
+/* Queues a publish; on_confirm runs once with its outcome. Publishes not yet
+ * sent when the connection drops are kept and sent after the reconnect;
+ * ones sent but not confirmed are reported MQ_PUBLISH_UNKNOWN.
+ * CG_ERR_FULL when max_outbound publishes are already queued or unconfirmed. */
+int mq_publish(mq_client *c, const char *exchange, const char *routing_key,
+               const mq_props *props, const void *body, size_t len,
+               mq_confirm_cb on_confirm, void *arg) CG_MUSTCHECK;
+
+/* Starts consuming queue with manual acks; re-established after reconnects. */
+int mq_consume(mq_client *c, const char *queue, mq_delivery_cb on_delivery,
+               void *arg) CG_MUSTCHECK;
+
+/* Acknowledges one delivery, or every one up to it when multiple is set. */
+int mq_ack(mq_client *c, mq_delivery_id id, int multiple);
+/* Rejects one delivery; requeue = 0 sends it to the queue's dead-letter
+ * exchange when it has one. */
+int mq_nack(mq_client *c, mq_delivery_id id, int requeue);
+
+/* Counters for /admin/stats and logs. */
+typedef struct mq_stats {
+    uint64_t published, acked, nacked, unknown, delivered, reconnects;
+    size_t outbound;              /* queued + unconfirmed now */
+} mq_stats;
+void mq_get_stats(const mq_client *c, mq_stats *out);
+
+#endif
