@@ -44,7 +44,7 @@ OPT ?= -O2 -g
 CFLAGS ?=
 LDFLAGS ?=
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(OPT) $(WARNINGS) $(SAN_FLAGS) -MMD -MP \
-              -Icommon/src $(shell pkg-config --cflags $(PKG_NAMES) 2>/dev/null) $(CFLAGS)
+              -Icommon/src -Icommon/tests -Ishard-router/src $(shell pkg-config --cflags $(PKG_NAMES) 2>/dev/null) $(CFLAGS)
 ALL_LDFLAGS := $(SAN_FLAGS) $(LDFLAGS)
 LIBS := $(shell pkg-config --libs $(PKG_NAMES) 2>/dev/null) -lpthread -lm
 
@@ -53,9 +53,16 @@ COMMON_SRCS := $(wildcard common/src/*.c)
 COMMON_OBJS := $(COMMON_SRCS:%.c=$(BUILD)/%.o)
 COMMON_LIB  := $(BUILD)/libcommon.a
 
-# Programs: every .c under <program>/src is linked into build/bin/<program>.
+# The shard-router library (shard-router/src/sr_*.c), linked by every
+# program that routes orders; the rest of shard-router/src is its CLI.
+SR_SRCS := $(wildcard shard-router/src/sr_*.c)
+SR_OBJS := $(SR_SRCS:%.c=$(BUILD)/%.o)
+SR_LIB  := $(BUILD)/libshardrouter.a
+LINK_LIBS := $(SR_LIB) $(COMMON_LIB)
+
+# Programs: every other .c under <program>/src is linked into build/bin/<program>.
 PROGRAMS := orchestrator stock-svc order-svc shard-router consistency-test
-prog_objs = $(patsubst %.c,$(BUILD)/%.o,$(wildcard $(1)/src/*.c))
+prog_objs = $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(SR_SRCS),$(wildcard $(1)/src/*.c)))
 PROGRAM_BINS := $(PROGRAMS:%=$(BUILD)/bin/%)
 
 # Tests: <dir>/tests/test_*.c are unit tests (no servers), it_*.c are
@@ -66,7 +73,7 @@ UNIT_BINS := $(patsubst %.c,$(BUILD)/tests/%,$(notdir $(UNIT_SRCS)))
 IT_BINS   := $(patsubst %.c,$(BUILD)/tests/%,$(notdir $(IT_SRCS)))
 
 .PHONY: all test run stop unit clean install deps help
-all: $(COMMON_LIB) $(PROGRAM_BINS) $(UNIT_BINS) $(IT_BINS)
+all: $(COMMON_LIB) $(SR_LIB) $(PROGRAM_BINS) $(UNIT_BINS) $(IT_BINS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -75,17 +82,20 @@ $(BUILD)/%.o: %.c
 $(COMMON_LIB): $(COMMON_OBJS)
 	$(call say,AR,$@)rm -f $@ && ar rcs $@ $^
 
+$(SR_LIB): $(SR_OBJS)
+	$(call say,AR,$@)rm -f $@ && ar rcs $@ $^
+
 define program_rule
-$(BUILD)/bin/$(1): $(call prog_objs,$(1)) $(COMMON_LIB)
+$(BUILD)/bin/$(1): $(call prog_objs,$(1)) $(LINK_LIBS)
 	@mkdir -p $$(dir $$@)
-	$$(call say,LINK,$$@)$$(CC) $$(ALL_LDFLAGS) -o $$@ $(call prog_objs,$(1)) $(COMMON_LIB) $$(LIBS)
+	$$(call say,LINK,$$@)$$(CC) $$(ALL_LDFLAGS) -o $$@ $(call prog_objs,$(1)) $(LINK_LIBS) $$(LIBS)
 endef
 $(foreach p,$(PROGRAMS),$(eval $(call program_rule,$(p))))
 
 define test_rule
-$(BUILD)/tests/$(basename $(notdir $(1))): $(BUILD)/$(basename $(1)).o $(COMMON_LIB)
+$(BUILD)/tests/$(basename $(notdir $(1))): $(BUILD)/$(basename $(1)).o $(LINK_LIBS)
 	@mkdir -p $$(dir $$@)
-	$$(call say,LINK,$$@)$$(CC) $$(ALL_LDFLAGS) -o $$@ $$< $(COMMON_LIB) $$(LIBS)
+	$$(call say,LINK,$$@)$$(CC) $$(ALL_LDFLAGS) -o $$@ $$< $(LINK_LIBS) $$(LIBS)
 endef
 $(foreach t,$(UNIT_SRCS) $(IT_SRCS),$(eval $(call test_rule,$(t))))
 
