@@ -36,9 +36,12 @@ typedef struct mq_config {
     size_t max_outbound;          /* bound on queued + unconfirmed publishes (default 65536) */
     int reconnect_min_ms;         /* first reconnect delay, doubled up to the max (default 100) */
     int reconnect_max_ms;         /* (default 5000) */
+    size_t max_body;              /* larger deliveries are nacked without requeue (so
+                                     dead-lettered) instead of buffered (default 1 MiB) */
 } mq_config;
 
-/* Fills the defaults named above; host/port/user/password/vhost stay NULL/0. */
+/* Fills the defaults named above; host/port/user/password/vhost/name stay
+ * NULL/0 (a NULL vhost means "/", a NULL name "mq"). */
 void mq_config_defaults(mq_config *cfg);
 
 /* ---- topology, redeclared after every reconnect ------------------------ */
@@ -54,7 +57,9 @@ typedef struct mq_queue_decl {
     const char *dead_letter_routing_key;  /* NULL: keep the original key */
     long max_length;              /* 0: unbounded; else x-max-length with reject-publish
                                      overflow, so a full queue nacks the publisher */
-    int exclusive;                /* 1: a per-process queue (auto-delete, not durable) */
+    int exclusive;                /* 1: a per-process queue (auto-delete, not durable);
+                                     name it uniquely: server-named queues would change
+                                     name on every reconnect, so they are not offered */
 } mq_queue_decl;
 
 typedef struct mq_binding_decl {
@@ -101,6 +106,7 @@ typedef struct mq_message {
     char *correlation_id;
     char *reply_to;
     char *type;
+    char *content_type;
     char *body;                   /* body_len bytes plus a terminating NUL */
     size_t body_len;
 } mq_message;
@@ -112,7 +118,8 @@ void mq_message_free(mq_message *msg);
 /* The broker's answer for one publish. */
 enum mq_publish_result {
     MQ_PUBLISH_ACKED = 0,     /* confirmed: the broker has taken responsibility */
-    MQ_PUBLISH_NACKED = 1,    /* refused (e.g. queue full): not delivered */
+    MQ_PUBLISH_NACKED = 1,    /* not delivered: refused by the broker (e.g. queue full),
+                                 or never sent because the client was freed first */
     MQ_PUBLISH_UNKNOWN = 2    /* the connection died after sending, before the confirm:
                                  it may or may not have been delivered */
 };
@@ -128,21 +135,30 @@ typedef void (*mq_state_cb)(mq_client *c, int up, void *arg);
 /* ---- lifecycle ---------------------------------------------------------- */
 
 /* Returns a new client that starts connecting at once (in its thread); the
- * strings in cfg and topo are copied. NULL on failure, with err set. */
+ * strings in cfg and topo (may be NULL) are copied. NULL on failure, with
+ * err set. */
 mq_client *mq_client_new(struct event_base *base, const mq_config *cfg,
                          const mq_topology *topo, mq_state_cb on_state, void *state_arg,
                          cg_error *err);
-/* Stops the thread, closes the connection and frees everything. Pending
- * confirms are reported as MQ_PUBLISH_UNKNOWN before it returns. */
+/* Stops the thread, closes the connection and frees everything. Publishes
+ * not yet sent are not sent any more; for those already sent it first waits
+ * for their confirms (at most connect_timeout_ms; a connect attempt or the
+ * polite close under way is bounded by the same timeout per step). Then the
+ * callback of every publish still pending runs before it returns: sent but
+ * unconfirmed ones as MQ_PUBLISH_UNKNOWN, never-sent ones as
+ * MQ_PUBLISH_NACKED. Deliveries not yet handed over are dropped (the broker
+ * redelivers them). Must not be called from inside this client's callbacks. */
 void mq_client_free(mq_client *c);
 
 int mq_client_is_up(const mq_client *c);
 
 /* ---- work ---------------------------------------------------------------- */
 
-/* Queues a publish; on_confirm runs once with its outcome. Publishes not yet
- * sent when the connection drops are kept and sent after the reconnect;
- * ones sent but not confirmed are reported MQ_PUBLISH_UNKNOWN.
+/* Queues a publish (exchange NULL or "": the default exchange; routing_key
+ * required); everything is copied. on_confirm (may be NULL) runs once with
+ * its outcome. Publishes not yet sent when the connection drops are kept and
+ * sent after the reconnect; ones sent but not confirmed are reported
+ * MQ_PUBLISH_UNKNOWN.
  * CG_ERR_FULL when max_outbound publishes are already queued or unconfirmed. */
 int mq_publish(mq_client *c, const char *exchange, const char *routing_key,
                const mq_props *props, const void *body, size_t len,
@@ -152,10 +168,13 @@ int mq_publish(mq_client *c, const char *exchange, const char *routing_key,
 int mq_consume(mq_client *c, const char *queue, mq_delivery_cb on_delivery,
                void *arg) CG_MUSTCHECK;
 
-/* Acknowledges one delivery, or every one up to it when multiple is set. */
+/* Acknowledges one delivery, or every one up to it when multiple is set.
+ * Acking or nacking a delivery twice is an AMQP channel error: the broker
+ * closes the channel, the client reconnects and the unacked ones come again.
+ * Both return CG_OK, CG_ERR_NOMEM, or CG_ERR_STATE inside mq_client_free. */
 int mq_ack(mq_client *c, mq_delivery_id id, int multiple);
 /* Rejects one delivery; requeue = 0 sends it to the queue's dead-letter
- * exchange when it has one. */
+ * exchange when it has one (and drops it otherwise). */
 int mq_nack(mq_client *c, mq_delivery_id id, int requeue);
 
 /* Counters for /admin/stats and logs. */

@@ -1,0 +1,1133 @@
+/* it_mq.c - integration tests of the RabbitMQ client (common/src/mq.c)
+ * against a real broker.
+ *
+ * The broker comes from the environment (RABBITMQ_HOST, RABBITMQ_PORT,
+ * RABBITMQ_USER, RABBITMQ_PASSWORD_FILE, RABBITMQ_VHOST), as written by
+ * `scripts/stack start` into run/stack.env; the restart test runs
+ * `$REPO_DIR/scripts/stack restart rabbitmq` (or $IT_MQ_RESTART_CMD).
+ * Every test uses its own queues named it_mq.<pid>.<test> and deletes them
+ * through a plain librabbitmq connection; every wait runs the event loop
+ * under a deadline. IT_MQ_N sets the message count of the round-trip test
+ * (default 1000), IT_MQ_LOG the log level (default warn). */
+#include <amqp.h>
+#include <amqp_tcp_socket.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "mq.h"
+#include "testhelp.h"
+
+/* Like TH_REQUIRE, but jumps to the test's cleanup instead of returning. */
+#define IT_REQUIRE(cond)                                                  \
+    do {                                                                  \
+        if (!(cond)) {                                                    \
+            TH_FAIL_AT("requirement failed: %s", #cond);                  \
+            goto done;                                                    \
+        }                                                                 \
+    } while (0)
+
+static struct {
+    char host[256];
+    int port;
+    char user[256];
+    char password[256];
+    char vhost[256];
+} it_env;
+
+static int64_t it_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void it_copy_env(char *dst, size_t n, const char *name, const char *def)
+{
+    const char *v = getenv(name);
+
+    snprintf(dst, n, "%s", v && v[0] ? v : def);
+}
+
+/* Loads the broker address; the password is read from its file. */
+static int it_env_load(void)
+{
+    const char *pw_file = getenv("RABBITMQ_PASSWORD_FILE");
+    const char *port = getenv("RABBITMQ_PORT");
+    FILE *f;
+    size_t n;
+
+    it_copy_env(it_env.host, sizeof(it_env.host), "RABBITMQ_HOST", "127.0.0.1");
+    it_copy_env(it_env.user, sizeof(it_env.user), "RABBITMQ_USER", "guest");
+    it_copy_env(it_env.vhost, sizeof(it_env.vhost), "RABBITMQ_VHOST", "/");
+    it_env.port = port ? atoi(port) : 5672;
+    if (pw_file == NULL) {
+        fprintf(stderr, "it_mq: RABBITMQ_PASSWORD_FILE is not set (source run/stack.env)\n");
+        return -1;
+    }
+    f = fopen(pw_file, "r");
+    if (f == NULL) {
+        fprintf(stderr, "it_mq: %s: %s\n", pw_file, strerror(errno));
+        return -1;
+    }
+    n = fread(it_env.password, 1, sizeof(it_env.password) - 1, f);
+    fclose(f);
+    while (n > 0 && (it_env.password[n - 1] == '\n' || it_env.password[n - 1] == '\r'))
+        n--;
+    it_env.password[n] = '\0';
+    return 0;
+}
+
+static void it_config(mq_config *cfg, const char *name)
+{
+    mq_config_defaults(cfg);
+    cfg->host = it_env.host;
+    cfg->port = it_env.port;
+    cfg->user = it_env.user;
+    cfg->password = it_env.password;
+    cfg->vhost = it_env.vhost;
+    cfg->name = name;
+    cfg->reconnect_max_ms = 1000;
+}
+
+static void it_qname(char *buf, size_t n, const char *suffix)
+{
+    snprintf(buf, n, "it_mq.%d.%s", (int)getpid(), suffix);
+}
+
+/* ---- bounded waits on the event loop ------------------------------------ */
+
+typedef int (*it_pred)(void *arg);
+
+struct it_wait {
+    struct event_base *base;
+    it_pred pred;
+    void *arg;
+    int ok;
+};
+
+static void it_wait_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct it_wait *w = arg;
+
+    (void)fd;
+    (void)what;
+    if (w->pred && w->pred(w->arg)) {
+        w->ok = 1;
+        event_base_loopbreak(w->base);
+    }
+}
+
+static void it_wait_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    event_base_loopbreak(arg);
+}
+
+/* Runs the loop until pred(arg) holds (1) or timeout_ms passes (0); with no
+ * pred it just runs the loop for timeout_ms. */
+static int it_wait(struct event_base *base, it_pred pred, void *arg, int timeout_ms)
+{
+    struct it_wait w = {base, pred, arg, 0};
+    struct timeval tick = {0, 2000};
+    struct timeval limit = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    struct event *t = event_new(base, -1, EV_PERSIST, it_wait_tick, &w);
+    struct event *d = event_new(base, -1, 0, it_wait_deadline, base);
+
+    if (pred && pred(arg)) {
+        w.ok = 1;
+    } else {
+        event_add(t, &tick);
+        event_add(d, &limit);
+        event_base_dispatch(base);
+    }
+    event_free(t);
+    event_free(d);
+    return w.ok || (pred && pred(arg));
+}
+
+static int it_pred_up(void *c)
+{
+    return mq_client_is_up(c);
+}
+
+/* ---- a plain librabbitmq connection, for checks and cleanup -------------- */
+
+static amqp_connection_state_t it_admin_open(void)
+{
+    amqp_connection_state_t conn = amqp_new_connection();
+    amqp_socket_t *sock = conn ? amqp_tcp_socket_new(conn) : NULL;
+    struct timeval tv = {5, 0};
+    amqp_rpc_reply_t r;
+
+    if (sock == NULL || amqp_socket_open_noblock(sock, it_env.host, it_env.port, &tv) != AMQP_STATUS_OK)
+        goto err;
+    amqp_set_rpc_timeout(conn, &tv);
+    r = amqp_login(conn, it_env.vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, it_env.user,
+                   it_env.password);
+    if (r.reply_type != AMQP_RESPONSE_NORMAL)
+        goto err;
+    amqp_channel_open(conn, 1);
+    if (amqp_get_rpc_reply(conn).reply_type != AMQP_RESPONSE_NORMAL)
+        goto err;
+    return conn;
+err:
+    if (conn)
+        amqp_destroy_connection(conn);
+    return NULL;
+}
+
+static void it_admin_close(amqp_connection_state_t conn)
+{
+    amqp_channel_close(conn, 1, AMQP_REPLY_SUCCESS);
+    amqp_connection_close(conn, AMQP_REPLY_SUCCESS);
+    amqp_destroy_connection(conn);
+}
+
+/* Ready messages in queue (passive declare), -1 when it cannot tell. */
+static long it_queue_count(const char *queue)
+{
+    amqp_connection_state_t conn = it_admin_open();
+    amqp_queue_declare_ok_t *ok;
+    long n = -1;
+
+    if (conn == NULL)
+        return -1;
+    ok = amqp_queue_declare(conn, 1, amqp_cstring_bytes(queue), 1, 0, 0, 0, amqp_empty_table);
+    if (ok)
+        n = (long)ok->message_count;
+    it_admin_close(conn);
+    return n;
+}
+
+/* Deletes the queues and exchanges named (NULL-terminated lists). */
+static void it_cleanup(const char *const *queues, const char *const *exchanges)
+{
+    amqp_connection_state_t conn = it_admin_open();
+
+    if (conn == NULL)
+        return;
+    for (; queues && *queues; queues++)
+        amqp_queue_delete(conn, 1, amqp_cstring_bytes(*queues), 0, 0);
+    for (; exchanges && *exchanges; exchanges++)
+        amqp_exchange_delete(conn, 1, amqp_cstring_bytes(*exchanges), 0);
+    it_admin_close(conn);
+}
+
+/* ---- 1. publish -> confirm -> consume -> ack ------------------------------ */
+
+static struct {
+    int n;
+    char queue[128];
+    signed char *confirm;     /* per message: result + 1, 0 = none yet */
+    int *seen;
+    int confirmed, acked, bad_confirm;
+    int received, bad;
+    mq_client *c;
+} T1;
+
+static void t1_body(char *buf, size_t n, int i)
+{
+    snprintf(buf, n, "{\"i\":%d,\"pad\":\"%s\"}", i,
+             "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+}
+
+static void t1_on_confirm(mq_client *c, int result, void *arg)
+{
+    int i = (int)(intptr_t)arg;
+
+    (void)c;
+    if (T1.confirm[i] != 0)
+        T1.bad_confirm++;
+    T1.confirm[i] = (signed char)(result + 1);
+    T1.confirmed++;
+    if (result == MQ_PUBLISH_ACKED)
+        T1.acked++;
+}
+
+static void t1_on_delivery(mq_client *c, mq_message *m, void *arg)
+{
+    char want[256], id[64];
+    int i = -1;
+
+    (void)arg;
+    T1.received++;
+    if (m->message_id == NULL || sscanf(m->message_id, "m-%d", &i) != 1 || i < 0 || i >= T1.n) {
+        T1.bad++;
+        goto done;
+    }
+    T1.seen[i]++;
+    t1_body(want, sizeof(want), i);
+    if (m->body_len != strlen(want) || memcmp(m->body, want, m->body_len) != 0 || m->body[m->body_len])
+        T1.bad++;
+    snprintf(id, sizeof(id), "saga-%d", i);
+    if (!m->correlation_id || strcmp(m->correlation_id, id) != 0 || !m->reply_to ||
+        strcmp(m->reply_to, "it.reply") != 0 || !m->type || strcmp(m->type, "it.t1") != 0 ||
+        !m->content_type || strcmp(m->content_type, "application/json") != 0 ||
+        strcmp(m->exchange, "") != 0 || strcmp(m->routing_key, T1.queue) != 0)
+        T1.bad++;
+done:
+    if (mq_ack(c, m->id, 0) != CG_OK)
+        T1.bad++;
+    mq_message_free(m);
+}
+
+static int t1_all_confirmed(void *arg)
+{
+    (void)arg;
+    return T1.confirmed >= T1.n;
+}
+
+static int t1_all_received(void *arg)
+{
+    (void)arg;
+    return T1.received >= T1.n;
+}
+
+static void test_roundtrip(void)
+{
+    struct event_base *base = event_base_new();
+    const char *env_n = getenv("IT_MQ_N");
+    mq_queue_decl q = {0};
+    mq_topology topo = {0};
+    mq_config cfg;
+    cg_error err = {0};
+    char body[256], mid[64], cid[64];
+    mq_props props = {0};
+    int64_t t0, t1, t2;
+    const char *queues[2] = {T1.queue, NULL};
+
+    memset(&T1, 0, sizeof(T1));
+    T1.n = env_n ? atoi(env_n) : 1000;
+    if (T1.n <= 0)
+        T1.n = 1000;
+    T1.confirm = calloc((size_t)T1.n, 1);
+    T1.seen = calloc((size_t)T1.n, sizeof(int));
+    it_qname(T1.queue, sizeof(T1.queue), "t1");
+    q.name = T1.queue;
+    topo.queues = &q;
+    topo.n_queues = 1;
+    it_config(&cfg, "it-t1");
+    if ((size_t)T1.n > cfg.max_outbound)
+        cfg.max_outbound = (size_t)T1.n;    /* all are queued at once */
+    IT_REQUIRE(base && T1.confirm && T1.seen);
+    T1.c = mq_client_new(base, &cfg, &topo, NULL, NULL, &err);
+    IT_REQUIRE(T1.c != NULL);
+    IT_REQUIRE(it_wait(base, it_pred_up, T1.c, 10000));
+
+    props.message_id = mid;
+    props.correlation_id = cid;
+    props.reply_to = "it.reply";
+    props.type = "it.t1";
+    t0 = it_now_ms();
+    for (int i = 0; i < T1.n; i++) {
+        snprintf(mid, sizeof(mid), "m-%d", i);
+        snprintf(cid, sizeof(cid), "saga-%d", i);
+        t1_body(body, sizeof(body), i);
+        IT_REQUIRE(mq_publish(T1.c, "", T1.queue, &props, body, strlen(body), t1_on_confirm,
+                              (void *)(intptr_t)i) == CG_OK);
+    }
+    IT_REQUIRE(it_wait(base, t1_all_confirmed, NULL, 60000));
+    t1 = it_now_ms();
+    TH_CHECK_INT(T1.acked, T1.n);
+    TH_CHECK_INT(T1.bad_confirm, 0);
+
+    IT_REQUIRE(mq_consume(T1.c, T1.queue, t1_on_delivery, NULL) == CG_OK);
+    IT_REQUIRE(it_wait(base, t1_all_received, NULL, 60000));
+    t2 = it_now_ms();
+    it_wait(base, NULL, NULL, 300);     /* room for a duplicate to show up */
+    TH_CHECK_INT(T1.received, T1.n);
+    TH_CHECK_INT(T1.bad, 0);
+    for (int i = 0; i < T1.n; i++)
+        if (T1.seen[i] != 1) {
+            TH_FAIL_AT("message %d received %d times", i, T1.seen[i]);
+            break;
+        }
+    printf("    t1: %d messages: publish+confirm %" PRId64 " ms (%.0f/s), consume+ack %" PRId64
+           " ms (%.0f/s)\n", T1.n, t1 - t0, T1.n * 1000.0 / (double)(t1 - t0 + 1), t2 - t1,
+           T1.n * 1000.0 / (double)(t2 - t1 + 1));
+    /* Freeing sends the queued acks before closing; whatever was not acked
+     * would be requeued by the close and show up in the count. */
+    mq_client_free(T1.c);
+    T1.c = NULL;
+    TH_CHECK_INT(it_queue_count(T1.queue), 0);
+done:
+    mq_client_free(T1.c);
+    it_cleanup(queues, NULL);
+    if (base)
+        event_base_free(base);
+    free(T1.confirm);
+    free(T1.seen);
+}
+
+/* ---- 2. nack without requeue -> dead-letter queue -------------------------- */
+
+static struct {
+    int q_received, dlq_received, dlq_ok;
+} T2;
+
+static void t2_on_queue(mq_client *c, mq_message *m, void *arg)
+{
+    (void)arg;
+    T2.q_received++;
+    (void)mq_nack(c, m->id, 0);
+    mq_message_free(m);
+}
+
+static void t2_on_dlq(mq_client *c, mq_message *m, void *arg)
+{
+    const char *dlx = arg;
+
+    T2.dlq_received++;
+    if (m->message_id && strcmp(m->message_id, "dl-1") == 0 && strcmp(m->body, "to the dead") == 0 &&
+        strcmp(m->exchange, dlx) == 0 && strcmp(m->routing_key, "dead") == 0)
+        T2.dlq_ok++;
+    (void)mq_ack(c, m->id, 0);
+    mq_message_free(m);
+}
+
+static int t2_pred(void *arg)
+{
+    (void)arg;
+    return T2.dlq_received >= 1;
+}
+
+static void test_dead_letter(void)
+{
+    struct event_base *base = event_base_new();
+    char qn[128], dlq[128], dlx[128];
+    mq_exchange_decl ex = {dlx, "direct"};
+    mq_queue_decl qs[2] = {{.name = qn, .dead_letter_exchange = dlx, .dead_letter_routing_key = "dead"},
+                           {.name = dlq}};
+    mq_binding_decl b = {dlq, dlx, "dead"};
+    mq_topology topo = {&ex, 1, qs, 2, &b, 1};
+    mq_props props = {.message_id = "dl-1"};
+    mq_client *c = NULL;
+    mq_config cfg;
+    cg_error err = {0};
+    const char *queues[3] = {qn, dlq, NULL};
+    const char *exchanges[2] = {dlx, NULL};
+
+    memset(&T2, 0, sizeof(T2));
+    it_qname(qn, sizeof(qn), "t2");
+    it_qname(dlq, sizeof(dlq), "t2.dlq");
+    it_qname(dlx, sizeof(dlx), "t2.dlx");
+    it_config(&cfg, "it-t2");
+    IT_REQUIRE(base != NULL);
+    c = mq_client_new(base, &cfg, &topo, NULL, NULL, &err);
+    IT_REQUIRE(c != NULL);
+    IT_REQUIRE(it_wait(base, it_pred_up, c, 10000));
+    IT_REQUIRE(mq_consume(c, qn, t2_on_queue, NULL) == CG_OK);
+    IT_REQUIRE(mq_consume(c, dlq, t2_on_dlq, dlx) == CG_OK);
+    IT_REQUIRE(mq_publish(c, "", qn, &props, "to the dead", 11, NULL, NULL) == CG_OK);
+    TH_CHECK(it_wait(base, t2_pred, NULL, 10000));
+    it_wait(base, NULL, NULL, 300);
+    TH_CHECK_INT(T2.q_received, 1);
+    TH_CHECK_INT(T2.dlq_received, 1);
+    TH_CHECK_INT(T2.dlq_ok, 1);
+done:
+    mq_client_free(c);
+    it_cleanup(queues, exchanges);
+    if (base)
+        event_base_free(base);
+}
+
+/* ---- 3. x-max-length overflow nacks the publisher -------------------------- */
+
+#define T3_LIMIT 5
+#define T3_N 12
+
+static struct {
+    int result[T3_N];
+    int confirmed;
+} T3;
+
+static void t3_on_confirm(mq_client *c, int result, void *arg)
+{
+    (void)c;
+    T3.result[(intptr_t)arg] = result;
+    T3.confirmed++;
+}
+
+static int t3_pred(void *arg)
+{
+    (void)arg;
+    return T3.confirmed >= T3_N;
+}
+
+static void test_overflow_nack(void)
+{
+    struct event_base *base = event_base_new();
+    char qn[128];
+    mq_queue_decl q = {.name = qn, .max_length = T3_LIMIT};
+    mq_topology topo = {NULL, 0, &q, 1, NULL, 0};
+    mq_client *c = NULL;
+    mq_config cfg;
+    cg_error err = {0};
+    const char *queues[2] = {qn, NULL};
+    int acked = 0, nacked = 0, in_order = 1;
+
+    memset(&T3, 0, sizeof(T3));
+    it_qname(qn, sizeof(qn), "t3");
+    it_config(&cfg, "it-t3");
+    IT_REQUIRE(base != NULL);
+    c = mq_client_new(base, &cfg, &topo, NULL, NULL, &err);
+    IT_REQUIRE(c != NULL);
+    IT_REQUIRE(it_wait(base, it_pred_up, c, 10000));
+    for (int i = 0; i < T3_N; i++)
+        IT_REQUIRE(mq_publish(c, "", qn, NULL, "x", 1, t3_on_confirm, (void *)(intptr_t)i) == CG_OK);
+    IT_REQUIRE(it_wait(base, t3_pred, NULL, 10000));
+    for (int i = 0; i < T3_N; i++) {
+        acked += T3.result[i] == MQ_PUBLISH_ACKED;
+        nacked += T3.result[i] == MQ_PUBLISH_NACKED;
+        if (T3.result[i] != (i < T3_LIMIT ? MQ_PUBLISH_ACKED : MQ_PUBLISH_NACKED))
+            in_order = 0;
+    }
+    TH_CHECK_INT(acked, T3_LIMIT);
+    TH_CHECK_INT(nacked, T3_N - T3_LIMIT);
+    TH_CHECK(in_order);
+    TH_CHECK_INT(it_queue_count(qn), T3_LIMIT);
+done:
+    mq_client_free(c);
+    it_cleanup(queues, NULL);
+    if (base)
+        event_base_free(base);
+}
+
+/* ---- 4. the outbound bound -------------------------------------------------- */
+
+static int t4_confirmed;
+
+static void t4_on_confirm(mq_client *c, int result, void *arg)
+{
+    (void)c;
+    (void)arg;
+    if (result == MQ_PUBLISH_ACKED)
+        t4_confirmed++;
+}
+
+static int t4_pred(void *c)
+{
+    mq_stats st;
+
+    mq_get_stats(c, &st);
+    return st.outbound == 0;
+}
+
+static void test_outbound_full(void)
+{
+    struct event_base *base = event_base_new();
+    char qn[128];
+    mq_queue_decl q = {.name = qn};
+    mq_topology topo = {NULL, 0, &q, 1, NULL, 0};
+    mq_props props = {.transient = 1};
+    mq_client *c = NULL;
+    mq_config cfg;
+    mq_stats st;
+    cg_error err = {0};
+    const char *queues[2] = {qn, NULL};
+    int ok = 0, rc = CG_OK;
+
+    t4_confirmed = 0;
+    it_qname(qn, sizeof(qn), "t4");
+    it_config(&cfg, "it-t4");
+    cfg.max_outbound = 4;
+    IT_REQUIRE(base != NULL);
+    c = mq_client_new(base, &cfg, &topo, NULL, NULL, &err);
+    IT_REQUIRE(c != NULL);
+    IT_REQUIRE(it_wait(base, it_pred_up, c, 10000));
+    while (ok < 100 && (rc = mq_publish(c, "", qn, &props, "y", 1, t4_on_confirm, NULL)) == CG_OK)
+        ok++;
+    TH_CHECK_INT(ok, 4);
+    TH_CHECK_INT(rc, CG_ERR_FULL);
+    mq_get_stats(c, &st);
+    TH_CHECK_INT(st.outbound, 4);
+    IT_REQUIRE(it_wait(base, t4_pred, c, 10000));
+    TH_CHECK_INT(t4_confirmed, 4);
+    /* Confirms made room again. */
+    TH_CHECK_INT(mq_publish(c, "", qn, &props, "y", 1, t4_on_confirm, NULL), CG_OK);
+    IT_REQUIRE(it_wait(base, t4_pred, c, 10000));
+    TH_CHECK_INT(t4_confirmed, 5);
+    TH_CHECK_INT(it_queue_count(qn), 5);
+done:
+    mq_client_free(c);
+    it_cleanup(queues, NULL);
+    if (base)
+        event_base_free(base);
+}
+
+/* ---- 5. broker restart while publishing ------------------------------------- */
+
+#define T5_N 20000
+#define T5_PER_TICK 10           /* every 5 ms: 2,000 messages/s */
+#define T5_RESTART_AT 4000       /* messages published before the restart starts */
+
+enum { T5_NONE = 0, T5_PENDING, T5_ACKED };
+
+static struct {
+    mq_client *c;
+    char queue[128], probe_queue[128];
+    unsigned char *state;         /* T5_* per message id */
+    unsigned char *republished;   /* sent more than once (after UNKNOWN or NACKED) */
+    int *count;                   /* deliveries per id in the final consume */
+    int *retry;                   /* ids to send again, a stack */
+    int n_retry;
+    int next;                     /* next id never sent */
+    int n_acked, n_unknown, n_nacked, n_full, n_republish;
+    pid_t child;
+    int child_status, child_done;
+    int probes_sent, probes_rx, probes_rx_after;
+    mq_message *held;             /* a probe left unacked across the restart */
+    int stale_acked, probes_after_stale;
+    uint64_t reconnects_at_stale;
+    int64_t last_probe;
+    int received, distinct, bad;
+} T5;
+
+static void t5_on_confirm(mq_client *c, int result, void *arg)
+{
+    int id = (int)(intptr_t)arg;
+
+    (void)c;
+    if (result == MQ_PUBLISH_ACKED) {
+        if (T5.state[id] != T5_ACKED)
+            T5.n_acked++;
+        T5.state[id] = T5_ACKED;
+        return;
+    }
+    if (result == MQ_PUBLISH_UNKNOWN)
+        T5.n_unknown++;
+    else
+        T5.n_nacked++;
+    if (T5.state[id] != T5_ACKED) {
+        /* It may or may not be in the queue: send it again (a possible
+         * duplicate, which the consumers of this system must tolerate). */
+        T5.retry[T5.n_retry++] = id;
+        T5.republished[id] = 1;
+    }
+}
+
+static int t5_send(int id)
+{
+    char mid[32], body[64];
+    mq_props props = {.message_id = mid, .type = "it.t5"};
+
+    snprintf(mid, sizeof(mid), "r-%d", id);
+    snprintf(body, sizeof(body), "{\"id\":%d}", id);
+    return mq_publish(T5.c, "", T5.queue, &props, body, strlen(body), t5_on_confirm,
+                      (void *)(intptr_t)id);
+}
+
+static void t5_on_probe(mq_client *c, mq_message *m, void *arg)
+{
+    mq_stats st;
+
+    (void)arg;
+    mq_get_stats(c, &st);
+    T5.probes_rx++;
+    if (st.reconnects >= 1)
+        T5.probes_rx_after++;
+    if (T5.stale_acked)
+        T5.probes_after_stale++;
+    if (st.reconnects >= 1 && T5.held && !T5.stale_acked) {
+        /* Its tag belongs to the dead connection: the client must drop this
+         * ack, not send it (the broker would close the channel). */
+        (void)mq_ack(c, T5.held->id, 0);
+        mq_message_free(T5.held);
+        T5.held = NULL;
+        T5.stale_acked = 1;
+        T5.reconnects_at_stale = st.reconnects;
+    }
+    if (T5.held == NULL && !T5.stale_acked) {
+        T5.held = m;
+    } else {
+        (void)mq_ack(c, m->id, 0);
+        mq_message_free(m);
+    }
+}
+
+static void t5_start_restart(void)
+{
+    const char *cmd_env = getenv("IT_MQ_RESTART_CMD");
+    const char *repo = getenv("REPO_DIR");
+    char cmd[1024];
+
+    if (cmd_env && cmd_env[0])
+        snprintf(cmd, sizeof(cmd), "%s", cmd_env);
+    else
+        snprintf(cmd, sizeof(cmd), "'%s/scripts/stack' restart rabbitmq", repo ? repo : ".");
+    printf("    t5: restarting the broker: %s\n", cmd);
+    fflush(stdout);
+    T5.child = fork();
+    if (T5.child == 0) {
+        /* Keep the harness' stdout clean: the script talks on stderr. */
+        dup2(2, 1);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    if (T5.child < 0) {
+        T5.child_done = 1;
+        T5.child_status = -1;
+    }
+}
+
+static void t5_tick(evutil_socket_t fd, short what, void *arg)
+{
+    int sent = 0, rc;
+
+    (void)fd;
+    (void)what;
+    (void)arg;
+    if (T5.child > 0 && !T5.child_done && waitpid(T5.child, &T5.child_status, WNOHANG) == T5.child)
+        T5.child_done = 1;
+    while (sent < T5_PER_TICK && T5.n_retry > 0) {
+        int id = T5.retry[T5.n_retry - 1];
+
+        if ((rc = t5_send(id)) != CG_OK)
+            break;
+        T5.n_retry--;
+        T5.n_republish++;
+        sent++;
+    }
+    while (sent < T5_PER_TICK && T5.next < T5_N) {
+        if ((rc = t5_send(T5.next)) != CG_OK) {
+            T5.n_full += rc == CG_ERR_FULL;
+            break;
+        }
+        T5.state[T5.next++] = T5_PENDING;
+        sent++;
+    }
+    if (T5.next >= T5_RESTART_AT && T5.child == 0 && !T5.child_done)
+        t5_start_restart();
+    if (it_now_ms() - T5.last_probe >= 50) {
+        mq_props props = {.transient = 1};
+
+        T5.last_probe = it_now_ms();
+        if (mq_publish(T5.c, "", T5.probe_queue, &props, "probe", 5, NULL, NULL) == CG_OK)
+            T5.probes_sent++;
+    }
+}
+
+static int t5_published_all(void *arg)
+{
+    (void)arg;
+    return T5.n_acked == T5_N && T5.child_done && T5.probes_after_stale > 2;
+}
+
+/* Waits for the restart child at most timeout_ms, then kills it. */
+static void t5_reap(int timeout_ms)
+{
+    int64_t end = it_now_ms() + timeout_ms;
+
+    while (T5.child > 0 && !T5.child_done) {
+        if (waitpid(T5.child, &T5.child_status, WNOHANG) == T5.child) {
+            T5.child_done = 1;
+        } else if (it_now_ms() >= end) {
+            kill(T5.child, SIGKILL);
+            waitpid(T5.child, &T5.child_status, 0);
+            T5.child_done = 1;
+        } else {
+            usleep(50 * 1000);
+        }
+    }
+}
+
+static void t5_on_delivery(mq_client *c, mq_message *m, void *arg)
+{
+    int id = -1;
+
+    (void)arg;
+    T5.received++;
+    if (m->message_id && sscanf(m->message_id, "r-%d", &id) == 1 && id >= 0 && id < T5_N) {
+        if (T5.count[id]++ == 0)
+            T5.distinct++;
+    } else {
+        T5.bad++;
+    }
+    (void)mq_ack(c, m->id, 0);
+    mq_message_free(m);
+}
+
+static int t5_consumed_all(void *arg)
+{
+    (void)arg;
+    return T5.distinct >= T5_N;
+}
+
+static void test_broker_restart(void)
+{
+    struct event_base *base = event_base_new();
+    struct event *tick = NULL;
+    struct timeval tv = {0, 5000};
+    mq_queue_decl qs[2] = {{.name = T5.queue}, {.name = T5.probe_queue}};
+    mq_topology topo = {NULL, 0, qs, 2, NULL, 0};
+    mq_config cfg;
+    mq_stats st;
+    cg_error err = {0};
+    const char *queues[3] = {T5.queue, T5.probe_queue, NULL};
+    int missing = 0, bad_dups = 0, dups = 0;
+
+    memset(&T5, 0, sizeof(T5));
+    it_qname(T5.queue, sizeof(T5.queue), "t5");
+    it_qname(T5.probe_queue, sizeof(T5.probe_queue), "t5.probe");
+    T5.state = calloc(T5_N, 1);
+    T5.republished = calloc(T5_N, 1);
+    T5.count = calloc(T5_N, sizeof(int));
+    /* Each id is on the stack at most once at a time. */
+    T5.retry = calloc(T5_N, sizeof(int));
+    it_config(&cfg, "it-t5");
+    cfg.max_outbound = 2000;
+    cfg.heartbeat_s = 5;
+    IT_REQUIRE(base && T5.state && T5.republished && T5.count && T5.retry);
+    if (getenv("IT_MQ_RESTART_CMD") == NULL && getenv("REPO_DIR") == NULL) {
+        TH_FAIL_AT("neither REPO_DIR nor IT_MQ_RESTART_CMD is set: cannot restart the broker");
+        goto done;
+    }
+    T5.c = mq_client_new(base, &cfg, &topo, NULL, NULL, &err);
+    IT_REQUIRE(T5.c != NULL);
+    IT_REQUIRE(it_wait(base, it_pred_up, T5.c, 10000));
+    IT_REQUIRE(mq_consume(T5.c, T5.probe_queue, t5_on_probe, NULL) == CG_OK);
+    tick = event_new(base, -1, EV_PERSIST, t5_tick, NULL);
+    IT_REQUIRE(tick != NULL && event_add(tick, &tv) == 0);
+    TH_CHECK(it_wait(base, t5_published_all, NULL, 180000));
+    event_free(tick);
+    tick = NULL;
+    t5_reap(120000);    /* do not leave the restart running behind the test */
+    TH_CHECK(T5.child > 0 && WIFEXITED(T5.child_status) && WEXITSTATUS(T5.child_status) == 0);
+    mq_get_stats(T5.c, &st);
+    printf("    t5: acked %d, unknown %d, nacked %d, republished %d, full %d, reconnects %" PRIu64
+           ", probes %d sent / %d received (%d after the reconnect)\n", T5.n_acked, T5.n_unknown,
+           T5.n_nacked, T5.n_republish, T5.n_full, st.reconnects, T5.probes_sent, T5.probes_rx,
+           T5.probes_rx_after);
+    TH_CHECK_INT(T5.n_acked, T5_N);
+    TH_CHECK(st.reconnects >= 1);
+    TH_CHECK(T5.probes_rx_after > 0);
+    /* The stale ack did not cost a channel error and another reconnect. */
+    TH_CHECK(T5.stale_acked);
+    TH_CHECK_INT(st.reconnects, T5.reconnects_at_stale);
+
+    IT_REQUIRE(mq_consume(T5.c, T5.queue, t5_on_delivery, NULL) == CG_OK);
+    TH_CHECK(it_wait(base, t5_consumed_all, NULL, 60000));
+    it_wait(base, NULL, NULL, 500);     /* duplicates arrive after the last new id */
+    for (int i = 0; i < T5_N; i++) {
+        missing += T5.state[i] == T5_ACKED && T5.count[i] == 0;
+        dups += T5.count[i] > 1;
+        bad_dups += T5.count[i] > 1 && !T5.republished[i];
+    }
+    printf("    t5: consumed %d deliveries, %d distinct ids, %d duplicated ids\n", T5.received,
+           T5.distinct, dups);
+    TH_CHECK_INT(missing, 0);
+    TH_CHECK_INT(bad_dups, 0);
+    TH_CHECK_INT(T5.bad, 0);
+done:
+    if (tick)
+        event_free(tick);
+    t5_reap(120000);
+    mq_client_free(T5.c);
+    mq_message_free(T5.held);
+    it_cleanup(queues, NULL);
+    if (base)
+        event_base_free(base);
+    free(T5.state);
+    free(T5.republished);
+    free(T5.count);
+    free(T5.retry);
+}
+
+/* ---- 6. prefetch bounds the unacked deliveries ------------------------------ */
+
+#define T6_PREFETCH 5
+#define T6_N 20
+
+static struct {
+    mq_message *held[T6_N];
+    int n_held, received, max_held, confirmed;
+} T6;
+
+static void t6_on_delivery(mq_client *c, mq_message *m, void *arg)
+{
+    (void)c;
+    (void)arg;
+    T6.received++;
+    if (T6.n_held < T6_N)
+        T6.held[T6.n_held++] = m;
+    else
+        mq_message_free(m);
+    if (T6.n_held > T6.max_held)
+        T6.max_held = T6.n_held;
+}
+
+static void t6_ack_oldest(mq_client *c)
+{
+    mq_message *m = T6.held[0];
+
+    memmove(&T6.held[0], &T6.held[1], (size_t)(T6.n_held - 1) * sizeof(T6.held[0]));
+    T6.n_held--;
+    (void)mq_ack(c, m->id, 0);
+    mq_message_free(m);
+}
+
+static void t6_on_confirm(mq_client *c, int result, void *arg)
+{
+    (void)c;
+    (void)arg;
+    T6.confirmed += result == MQ_PUBLISH_ACKED;
+}
+
+static int t6_pred_held(void *arg)
+{
+    return T6.n_held >= (int)(intptr_t)arg;
+}
+
+static int t6_pred_confirmed(void *arg)
+{
+    (void)arg;
+    return T6.confirmed >= T6_N;
+}
+
+static int t6_pred_received(void *arg)
+{
+    return T6.received >= (int)(intptr_t)arg;
+}
+
+static void test_prefetch(void)
+{
+    struct event_base *base = event_base_new();
+    char qn[128];
+    mq_queue_decl q = {.name = qn};
+    mq_topology topo = {NULL, 0, &q, 1, NULL, 0};
+    mq_client *c = NULL;
+    mq_config cfg;
+    cg_error err = {0};
+    const char *queues[2] = {qn, NULL};
+
+    memset(&T6, 0, sizeof(T6));
+    it_qname(qn, sizeof(qn), "t6");
+    it_config(&cfg, "it-t6");
+    cfg.prefetch = T6_PREFETCH;
+    IT_REQUIRE(base != NULL);
+    c = mq_client_new(base, &cfg, &topo, NULL, NULL, &err);
+    IT_REQUIRE(c != NULL);
+    IT_REQUIRE(it_wait(base, it_pred_up, c, 10000));
+    for (int i = 0; i < T6_N; i++)
+        IT_REQUIRE(mq_publish(c, "", qn, NULL, "p", 1, t6_on_confirm, NULL) == CG_OK);
+    IT_REQUIRE(it_wait(base, t6_pred_confirmed, NULL, 10000));
+    IT_REQUIRE(mq_consume(c, qn, t6_on_delivery, NULL) == CG_OK);
+    IT_REQUIRE(it_wait(base, t6_pred_held, (void *)(intptr_t)T6_PREFETCH, 10000));
+    it_wait(base, NULL, NULL, 500);     /* nothing more may come while none is acked */
+    TH_CHECK_INT(T6.n_held, T6_PREFETCH);
+    /* Each ack lets exactly one more in. */
+    while (T6.received < T6_N) {
+        int want = T6.received + 1;
+
+        t6_ack_oldest(c);
+        IT_REQUIRE(it_wait(base, t6_pred_received, (void *)(intptr_t)want, 10000));
+        TH_CHECK(T6.n_held <= T6_PREFETCH);
+    }
+    it_wait(base, NULL, NULL, 200);
+    TH_CHECK_INT(T6.received, T6_N);
+    TH_CHECK_INT(T6.max_held, T6_PREFETCH);
+done:
+    while (T6.n_held > 0)
+        t6_ack_oldest(c);
+    mq_client_free(c);
+    it_cleanup(queues, NULL);
+    if (base)
+        event_base_free(base);
+}
+
+/* ---- 7. large bodies: multi-frame assembly, oversize dead-lettered ---------- */
+
+#define T7_BIG (400 * 1024)      /* > frame_max: arrives in several body frames */
+#define T7_OVER 4096             /* > the consumer's max_body */
+
+static struct {
+    int big_ok, small_ok, over_in_queue, over_in_dlq, received;
+} T7;
+
+static int t7_pattern_ok(const mq_message *m, size_t len)
+{
+    if (m->body_len != len || m->body[len] != '\0')
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (m->body[i] != (char)('a' + i % 23))
+            return 0;
+    return 1;
+}
+
+static void t7_on_queue(mq_client *c, mq_message *m, void *arg)
+{
+    (void)arg;
+    T7.received++;
+    if (m->message_id && strcmp(m->message_id, "big") == 0)
+        T7.big_ok += t7_pattern_ok(m, T7_BIG);
+    else if (m->message_id && strcmp(m->message_id, "small") == 0)
+        T7.small_ok += t7_pattern_ok(m, 100);
+    else
+        T7.over_in_queue++;
+    (void)mq_ack(c, m->id, 0);
+    mq_message_free(m);
+}
+
+static void t7_on_dlq(mq_client *c, mq_message *m, void *arg)
+{
+    (void)arg;
+    if (m->message_id && strcmp(m->message_id, "over") == 0 && t7_pattern_ok(m, T7_OVER))
+        T7.over_in_dlq++;
+    (void)mq_ack(c, m->id, 0);
+    mq_message_free(m);
+}
+
+static int t7_pred(void *arg)
+{
+    (void)arg;
+    return T7.over_in_dlq >= 1 && T7.small_ok >= 1 && T7.big_ok >= 1;
+}
+
+static void test_large_bodies(void)
+{
+    struct event_base *base = event_base_new();
+    char qn[128], bigq[128], dlq[128], dlx[128];
+    mq_exchange_decl ex = {dlx, "fanout"};
+    mq_queue_decl qs[3] = {{.name = qn, .dead_letter_exchange = dlx}, {.name = bigq}, {.name = dlq}};
+    mq_binding_decl b = {dlq, dlx, ""};
+    mq_topology topo = {&ex, 1, qs, 3, &b, 1};
+    mq_client *pub = NULL, *small = NULL;
+    mq_config cfg;
+    cg_error err = {0};
+    char *body = malloc(T7_BIG);
+    const char *queues[4] = {qn, bigq, dlq, NULL};
+    const char *exchanges[2] = {dlx, NULL};
+    mq_props p_big = {.message_id = "big"}, p_small = {.message_id = "small"},
+             p_over = {.message_id = "over"};
+
+    memset(&T7, 0, sizeof(T7));
+    it_qname(qn, sizeof(qn), "t7");
+    it_qname(bigq, sizeof(bigq), "t7.big");
+    it_qname(dlq, sizeof(dlq), "t7.dlq");
+    it_qname(dlx, sizeof(dlx), "t7.dlx");
+    IT_REQUIRE(base && body);
+    for (size_t i = 0; i < T7_BIG; i++)
+        body[i] = (char)('a' + i % 23);
+    it_config(&cfg, "it-t7-pub");
+    pub = mq_client_new(base, &cfg, &topo, NULL, NULL, &err);
+    it_config(&cfg, "it-t7-small");
+    cfg.max_body = 1024;
+    small = mq_client_new(base, &cfg, &topo, NULL, NULL, &err);
+    IT_REQUIRE(pub && small);
+    IT_REQUIRE(it_wait(base, it_pred_up, pub, 10000) && it_wait(base, it_pred_up, small, 10000));
+    IT_REQUIRE(mq_consume(small, qn, t7_on_queue, NULL) == CG_OK);
+    IT_REQUIRE(mq_consume(pub, bigq, t7_on_queue, NULL) == CG_OK);
+    IT_REQUIRE(mq_consume(pub, dlq, t7_on_dlq, NULL) == CG_OK);
+    IT_REQUIRE(mq_publish(pub, "", qn, &p_over, body, T7_OVER, NULL, NULL) == CG_OK);
+    IT_REQUIRE(mq_publish(pub, "", qn, &p_small, body, 100, NULL, NULL) == CG_OK);
+    IT_REQUIRE(mq_publish(pub, "", bigq, &p_big, body, T7_BIG, NULL, NULL) == CG_OK);
+    TH_CHECK(it_wait(base, t7_pred, NULL, 10000));
+    it_wait(base, NULL, NULL, 300);
+    TH_CHECK_INT(T7.small_ok, 1);
+    TH_CHECK_INT(T7.big_ok, 1);
+    TH_CHECK_INT(T7.over_in_queue, 0);
+    TH_CHECK_INT(T7.over_in_dlq, 1);
+done:
+    mq_client_free(small);
+    mq_client_free(pub);
+    it_cleanup(queues, exchanges);
+    if (base)
+        event_base_free(base);
+    free(body);
+}
+
+/* ---- 8. shutdown settles every publish --------------------------------------- */
+
+static int t8_results[3];
+
+static void t8_on_confirm(mq_client *c, int result, void *arg)
+{
+    (void)c;
+    (void)arg;
+    t8_results[result]++;
+}
+
+static int t8_pred_some(void *arg)
+{
+    (void)arg;
+    return t8_results[0] > 0;
+}
+
+static void test_free_settles(void)
+{
+    struct event_base *base = event_base_new();
+    char qn[128];
+    mq_queue_decl q = {.name = qn};
+    mq_topology topo = {NULL, 0, &q, 1, NULL, 0};
+    mq_client *c = NULL;
+    mq_config cfg;
+    cg_error err = {0};
+    const char *queues[2] = {qn, NULL};
+    int n = 3000;
+
+    memset(t8_results, 0, sizeof(t8_results));
+    it_qname(qn, sizeof(qn), "t8");
+    it_config(&cfg, "it-t8");
+    IT_REQUIRE(base != NULL);
+    c = mq_client_new(base, &cfg, &topo, NULL, NULL, &err);
+    IT_REQUIRE(c != NULL);
+    IT_REQUIRE(it_wait(base, it_pred_up, c, 10000));
+    /* Free while publishes are queued, sent and confirmed: each callback
+     * runs exactly once, before mq_client_free returns. */
+    for (int i = 0; i < n; i++)
+        IT_REQUIRE(mq_publish(c, "", qn, NULL, "z", 1, t8_on_confirm, NULL) == CG_OK);
+    it_wait(base, t8_pred_some, NULL, 10000);
+    for (int i = 0; i < n; i++)
+        IT_REQUIRE(mq_publish(c, "", qn, NULL, "z", 1, t8_on_confirm, NULL) == CG_OK);
+    n *= 2;
+    mq_client_free(c);
+    c = NULL;
+    TH_CHECK_INT(t8_results[0] + t8_results[1] + t8_results[2], n);
+    printf("    t8: at free: %d acked, %d nacked (never sent), %d unknown\n", t8_results[0],
+           t8_results[1], t8_results[2]);
+    /* The queue holds at least every acked one (and maybe unknown ones). */
+    TH_CHECK(it_queue_count(qn) >= t8_results[0]);
+    TH_CHECK(it_queue_count(qn) <= t8_results[0] + t8_results[2]);
+done:
+    mq_client_free(c);
+    it_cleanup(queues, NULL);
+    if (base)
+        event_base_free(base);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct th_test tests[] = {
+        {"publish, confirm, consume, ack round trip", test_roundtrip},
+        {"nack without requeue dead-letters", test_dead_letter},
+        {"max-length overflow nacks publishes", test_overflow_nack},
+        {"publish past max_outbound is CG_ERR_FULL", test_outbound_full},
+        {"broker restart loses no confirmed message", test_broker_restart},
+        {"prefetch bounds unacked deliveries", test_prefetch},
+        {"large bodies: multi-frame and oversize", test_large_bodies},
+        {"free settles every publish", test_free_settles},
+    };
+    const char *lvl = getenv("IT_MQ_LOG");
+    int level = LOG_LEVEL_WARN;
+
+    signal(SIGPIPE, SIG_IGN);
+    log_set_program("it_mq");
+    if (lvl && log_level_parse(lvl, &level) != CG_OK)
+        level = LOG_LEVEL_WARN;
+    log_set_level(level);
+    if (it_env_load() != 0) {
+        printf("0 passed, 1 failed\n");
+        return 1;
+    }
+    return th_main("it_mq", tests, TH_TABLE_LEN(tests), argc, argv);
+}
