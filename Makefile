@@ -61,7 +61,7 @@ SR_LIB  := $(BUILD)/libshardrouter.a
 LINK_LIBS := $(SR_LIB) $(COMMON_LIB)
 
 # Programs: every other .c under <program>/src is linked into build/bin/<program>.
-PROGRAMS := orchestrator stock-svc order-svc shard-router consistency-test
+PROGRAMS := orchestrator stock-svc order-svc shard-router consistency-test seeder
 prog_objs = $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(SR_SRCS),$(wildcard $(1)/src/*.c)))
 PROGRAM_BINS := $(PROGRAMS:%=$(BUILD)/bin/%)
 
@@ -92,10 +92,13 @@ $(BUILD)/bin/$(1): $(call prog_objs,$(1)) $(LINK_LIBS)
 endef
 $(foreach p,$(PROGRAMS),$(eval $(call program_rule,$(p))))
 
+# A test of <program>/tests also links that program's objects but main.o,
+# so that it can test the program's own modules.
+test_objs = $(filter-out %/main.o,$(call prog_objs,$(firstword $(subst /, ,$(1)))))
 define test_rule
-$(BUILD)/tests/$(basename $(notdir $(1))): $(BUILD)/$(basename $(1)).o $(LINK_LIBS)
+$(BUILD)/tests/$(basename $(notdir $(1))): $(BUILD)/$(basename $(1)).o $(call test_objs,$(1)) $(LINK_LIBS)
 	@mkdir -p $$(dir $$@)
-	$$(call say,LINK,$$@)$$(CC) $$(ALL_LDFLAGS) -o $$@ $$< $(LINK_LIBS) $$(LIBS)
+	$$(call say,LINK,$$@)$$(CC) $$(ALL_LDFLAGS) -o $$@ $$< $(call test_objs,$(1)) $(LINK_LIBS) $$(LIBS)
 endef
 $(foreach t,$(UNIT_SRCS) $(IT_SRCS),$(eval $(call test_rule,$(t))))
 
