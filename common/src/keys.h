@@ -17,11 +17,18 @@
  * "R" reserved, "J:<reason>" rejected, "L" released (or barred before any
  * reserve); a saga id seen before gets the answer recorded here */
 #define KEY_STOCK_SAGAS_FMT   "stock:{%lld}:sagas"
+/* the coupon's room id (immutable), so the orchestrator routes without SQL */
+#define KEY_STOCK_ROOM_FMT    "stock:{%lld}:room"
 /* set of coupon ids with stock loaded, for sweeps and checks */
 #define KEY_COUPONS           "coupons"
 
 /* saga log (orchestrator): hash of the saga's state and data */
 #define KEY_SAGA_FMT          "saga:%s"
+/* sorted set of an orchestrator instance's unfinished saga ids, scored by
+ * their next deadline (ms); recovery resumes them */
+#define KEY_SAGAS_ACTIVE_FMT  "sagas:active:%s"
+/* an orchestrator instance's heartbeat (expires when it dies) */
+#define KEY_ORCH_ALIVE_FMT    "orch:alive:%s"
 /* Idempotency-Key header -> saga id */
 #define KEY_IDEMPOTENCY_FMT   "idem:%s"
 
