@@ -20,6 +20,7 @@
 
 #include "db.h"
 #include "log.h"
+#include "itkit.h"
 #include "testhelp.h"
 
 #define MAX_SHARDS 16
@@ -33,21 +34,6 @@ static char shard_specs[MAX_SHARDS][ADDR_BUF];
 static int n_shards;
 
 /* ---- helpers ------------------------------------------------------------------ */
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static const char *env(const char *name)
-{
-    const char *v = getenv(name);
-
-    return v != NULL && v[0] != '\0' ? v : NULL;
-}
 
 /* A config for one "host:port/database" of the stack, as the grab user.
  * buf holds the parsed strings. */
@@ -90,54 +76,6 @@ static int64_t query_int(MYSQL *conn, const char *sql, int64_t fallback)
         v = fallback;
     }
     return v;
-}
-
-/* A port on 127.0.0.1 where nothing listens (free a moment ago). */
-static int closed_port(void)
-{
-    struct sockaddr_in sa;
-    socklen_t len = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = 0;
-
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
-        port = ntohs(sa.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
-
-/* A listening socket that never accepts: the kernel completes the TCP
- * handshake, and then nothing is ever said. Returns the fd (the caller
- * closes it) and the port in *port. */
-static int silent_server(int *port)
-{
-    struct sockaddr_in sa;
-    socklen_t len = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 16) != 0 ||
-        getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    *port = ntohs(sa.sin_port);
-    return fd;
-}
-
-static int stack_run(const char *verb, const char *name)
-{
-    char cmd[1024];
-
-    snprintf(cmd, sizeof(cmd), "\"%s/scripts/stack\" %s %s >&2", repo_dir, verb, name);
-    return system(cmd);
 }
 
 /* The shard spec whose database is `db`, or NULL. */
@@ -270,9 +208,9 @@ static void test_wrong_password(void)
 
     TH_REQUIRE(config_for(main_spec, &cfg, buf, sizeof(buf)) == 0);
     cfg.password = "not-the-password";
-    t0 = now_ms();
+    t0 = itk_now_ms();
     TH_CHECK_INT(db_connect(&cfg, &conn, &err), CG_ERR_INVALID);
-    TH_CHECK(now_ms() - t0 < QUICK_FAIL_MS);
+    TH_CHECK(itk_now_ms() - t0 < QUICK_FAIL_MS);
     TH_CHECK(conn == NULL);
     TH_CHECK(strstr(err.msg, "Access denied") != NULL);
     TH_CHECK(strstr(err.msg, main_spec) != NULL);
@@ -292,13 +230,13 @@ static void test_closed_port(void)
     long long t0, elapsed;
 
     db_config_defaults(&cfg);
-    cfg.port = closed_port();
+    cfg.port = itk_closed_port();
     cfg.user = user;
     cfg.password = password;
     TH_REQUIRE(cfg.port > 0);
-    t0 = now_ms();
+    t0 = itk_now_ms();
     TH_CHECK_INT(db_connect(&cfg, &conn, &err), CG_ERR_IO);
-    elapsed = now_ms() - t0;
+    elapsed = itk_now_ms() - t0;
     TH_CHECK(elapsed < QUICK_FAIL_MS);
     TH_CHECK(conn == NULL);
     fprintf(stdout, "    %lld ms: %s\n", elapsed, err.msg);
@@ -311,7 +249,7 @@ static void test_silent_server(void)
     cg_error err = {0, ""};
     MYSQL *conn = NULL;
     long long t0, elapsed;
-    int port = 0, fd = silent_server(&port);
+    int port = 0, fd = itk_silent_listener(&port);
 
     TH_REQUIRE(fd >= 0);
     db_config_defaults(&cfg);
@@ -320,9 +258,9 @@ static void test_silent_server(void)
     cfg.password = password;
     cfg.connect_timeout_ms = 1000;
     cfg.read_timeout_ms = 30000;   /* must not be the bound that applies */
-    t0 = now_ms();
+    t0 = itk_now_ms();
     TH_CHECK_INT(db_connect(&cfg, &conn, &err), CG_ERR_TIMEOUT);
-    elapsed = now_ms() - t0;
+    elapsed = itk_now_ms() - t0;
     close(fd);
     TH_CHECK(conn == NULL);
     TH_CHECK(elapsed >= cfg.connect_timeout_ms - 100);
@@ -345,14 +283,14 @@ static void test_read_timeout(void)
     TH_REQUIRE(config_for(main_spec, &cfg, buf, sizeof(buf)) == 0);
     cfg.read_timeout_ms = 1000;
     TH_REQUIRE(db_connect(&cfg, &conn, &err) == CG_OK);
-    t0 = now_ms();
+    t0 = itk_now_ms();
     TH_CHECK_INT(db_query_int64(conn, "SELECT SLEEP(5)", &v, &err), CG_ERR_TIMEOUT);
-    elapsed = now_ms() - t0;
+    elapsed = itk_now_ms() - t0;
     fprintf(stdout, "    %lld ms: %s\n", elapsed, err.msg);
     TH_CHECK(elapsed < cfg.read_timeout_ms + TIMEOUT_SLACK_MS);
-    t0 = now_ms();
+    t0 = itk_now_ms();
     rc = db_query_int64(conn, "SELECT 1", &v, &err);
-    elapsed = now_ms() - t0;
+    elapsed = itk_now_ms() - t0;
     fprintf(stdout, "    after it: %lld ms: %s\n", elapsed, rc == CG_OK ? "ok" : err.msg);
     TH_CHECK(rc != CG_OK);
     TH_CHECK(rc == CG_ERR_IO || rc == CG_ERR_STATE);
@@ -401,10 +339,10 @@ static void server_killed_checks(const char *spec)
 
     TH_REQUIRE(conn != NULL);
     TH_REQUIRE(query_int(conn, "SELECT 1", 0) == 1);
-    TH_REQUIRE(stack_run("kill", "mariadb-s1") == 0);
-    t0 = now_ms();
+    TH_REQUIRE(itk_script("stack", "kill mariadb-s1") == 0);
+    t0 = itk_now_ms();
     rc = db_query_int64(conn, "SELECT 1", &v, &err);
-    elapsed = now_ms() - t0;
+    elapsed = itk_now_ms() - t0;
     fprintf(stdout, "    query after kill: %lld ms: %s\n", elapsed, rc == CG_OK ? "ok" : err.msg);
     TH_CHECK_INT(rc, CG_ERR_IO);
     TH_CHECK(elapsed < QUICK_FAIL_MS);
@@ -418,9 +356,9 @@ static void server_killed_checks(const char *spec)
         char buf[ADDR_BUF];
 
         TH_REQUIRE(config_for(spec, &cfg, buf, sizeof(buf)) == 0);
-        t0 = now_ms();
+        t0 = itk_now_ms();
         TH_CHECK_INT(db_connect(&cfg, &conn2, &err), CG_ERR_IO);
-        TH_CHECK(now_ms() - t0 < QUICK_FAIL_MS);
+        TH_CHECK(itk_now_ms() - t0 < QUICK_FAIL_MS);
         db_close(conn2);
     }
 }
@@ -433,7 +371,7 @@ static void test_server_killed(void)
     TH_REQUIRE(spec != NULL);
     server_killed_checks(spec);
     /* Always: the stack must be whole for whatever runs next. */
-    TH_CHECK(stack_run("start-one", "mariadb-s1") == 0);
+    TH_CHECK(itk_script("stack", "start-one mariadb-s1") == 0);
     conn = connect_to(spec);
     TH_REQUIRE(conn != NULL);
     TH_CHECK_INT(query_int(conn, "SELECT DATABASE() = 'grab_shard1'", 0), 1);
@@ -456,40 +394,25 @@ static const struct th_test tests[] = {
     {"server_killed", test_server_killed},
 };
 
-/* Reads the password file into password[] (without the trailing newline). */
-static int read_password(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    size_t n;
-
-    if (f == NULL)
-        return -1;
-    n = fread(password, 1, sizeof(password) - 1, f);
-    fclose(f);
-    password[n] = '\0';
-    password[strcspn(password, "\r\n")] = '\0';
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
-    const char *level = env("LOG_LEVEL"), *shards = env("MARIADB_SHARDS"), *pw_file;
+    const char *level = itk_env("LOG_LEVEL", NULL), *shards = itk_env("MARIADB_SHARDS", NULL), *pw_file;
     int lvl = LOG_LEVEL_INFO;
 
     log_set_program("it_db");
     if (level != NULL && log_level_parse(level, &lvl) == CG_OK)
         log_set_level(lvl);
-    main_spec = env("MARIADB_MAIN");
-    user = env("MARIADB_USER");
-    pw_file = env("MARIADB_PASSWORD_FILE");
-    repo_dir = env("REPO_DIR");
+    main_spec = itk_env("MARIADB_MAIN", NULL);
+    user = itk_env("MARIADB_USER", NULL);
+    pw_file = itk_env("MARIADB_PASSWORD_FILE", NULL);
+    repo_dir = itk_env("REPO_DIR", NULL);
     if (main_spec == NULL || shards == NULL || user == NULL || pw_file == NULL || repo_dir == NULL) {
         fprintf(stdout, "it_db: needs the stack environment (run/stack.env: MARIADB_MAIN, "
                 "MARIADB_SHARDS, MARIADB_USER, MARIADB_PASSWORD_FILE) and REPO_DIR\n");
         fprintf(stdout, "0 passed, 1 failed\n");
         return 1;
     }
-    if (read_password(pw_file) != 0) {
+    if (itk_read_secret(pw_file, password, sizeof(password)) != 0) {
         fprintf(stdout, "it_db: cannot read %s\n0 passed, 1 failed\n", pw_file);
         return 1;
     }

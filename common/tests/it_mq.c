@@ -23,6 +23,7 @@
 
 #include "log.h"
 #include "mq.h"
+#include "itkit.h"
 #include "testhelp.h"
 
 /* Like TH_REQUIRE, but jumps to the test's cleanup instead of returning. */
@@ -42,19 +43,9 @@ static struct {
     char vhost[256];
 } it_env;
 
-static int64_t it_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void it_copy_env(char *dst, size_t n, const char *name, const char *def)
 {
-    const char *v = getenv(name);
-
-    snprintf(dst, n, "%s", v && v[0] ? v : def);
+    snprintf(dst, n, "%s", itk_env(name, def));
 }
 
 /* Loads the broker address; the password is read from its file. */
@@ -62,8 +53,6 @@ static int it_env_load(void)
 {
     const char *pw_file = getenv("RABBITMQ_PASSWORD_FILE");
     const char *port = getenv("RABBITMQ_PORT");
-    FILE *f;
-    size_t n;
 
     it_copy_env(it_env.host, sizeof(it_env.host), "RABBITMQ_HOST", "127.0.0.1");
     it_copy_env(it_env.user, sizeof(it_env.user), "RABBITMQ_USER", "guest");
@@ -73,17 +62,7 @@ static int it_env_load(void)
         fprintf(stderr, "it_mq: RABBITMQ_PASSWORD_FILE is not set (source run/stack.env)\n");
         return -1;
     }
-    f = fopen(pw_file, "r");
-    if (f == NULL) {
-        fprintf(stderr, "it_mq: %s: %s\n", pw_file, strerror(errno));
-        return -1;
-    }
-    n = fread(it_env.password, 1, sizeof(it_env.password) - 1, f);
-    fclose(f);
-    while (n > 0 && (it_env.password[n - 1] == '\n' || it_env.password[n - 1] == '\r'))
-        n--;
-    it_env.password[n] = '\0';
-    return 0;
+    return itk_read_secret(pw_file, it_env.password, sizeof(it_env.password));
 }
 
 static void it_config(mq_config *cfg, const char *name)
@@ -107,52 +86,11 @@ static void it_qname(char *buf, size_t n, const char *suffix)
 
 typedef int (*it_pred)(void *arg);
 
-struct it_wait {
-    struct event_base *base;
-    it_pred pred;
-    void *arg;
-    int ok;
-};
-
-static void it_wait_tick(evutil_socket_t fd, short what, void *arg)
-{
-    struct it_wait *w = arg;
-
-    (void)fd;
-    (void)what;
-    if (w->pred && w->pred(w->arg)) {
-        w->ok = 1;
-        event_base_loopbreak(w->base);
-    }
-}
-
-static void it_wait_deadline(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    event_base_loopbreak(arg);
-}
-
 /* Runs the loop until pred(arg) holds (1) or timeout_ms passes (0); with no
  * pred it just runs the loop for timeout_ms. */
 static int it_wait(struct event_base *base, it_pred pred, void *arg, int timeout_ms)
 {
-    struct it_wait w = {base, pred, arg, 0};
-    struct timeval tick = {0, 2000};
-    struct timeval limit = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    struct event *t = event_new(base, -1, EV_PERSIST, it_wait_tick, &w);
-    struct event *d = event_new(base, -1, 0, it_wait_deadline, base);
-
-    if (pred && pred(arg)) {
-        w.ok = 1;
-    } else {
-        event_add(t, &tick);
-        event_add(d, &limit);
-        event_base_dispatch(base);
-    }
-    event_free(t);
-    event_free(d);
-    return w.ok || (pred && pred(arg));
+    return itk_run_until(base, pred ? pred : itk_never, arg, timeout_ms);
 }
 
 static int it_pred_up(void *c)
@@ -328,7 +266,7 @@ static void test_roundtrip(void)
     props.correlation_id = cid;
     props.reply_to = "it.reply";
     props.type = "it.t1";
-    t0 = it_now_ms();
+    t0 = itk_now_ms();
     for (int i = 0; i < T1.n; i++) {
         snprintf(mid, sizeof(mid), "m-%d", i);
         snprintf(cid, sizeof(cid), "saga-%d", i);
@@ -337,13 +275,13 @@ static void test_roundtrip(void)
                               (void *)(intptr_t)i) == CG_OK);
     }
     IT_REQUIRE(it_wait(base, t1_all_confirmed, NULL, 60000));
-    t1 = it_now_ms();
+    t1 = itk_now_ms();
     TH_CHECK_INT(T1.acked, T1.n);
     TH_CHECK_INT(T1.bad_confirm, 0);
 
     IT_REQUIRE(mq_consume(T1.c, T1.queue, t1_on_delivery, NULL) == CG_OK);
     IT_REQUIRE(it_wait(base, t1_all_received, NULL, 60000));
-    t2 = it_now_ms();
+    t2 = itk_now_ms();
     it_wait(base, NULL, NULL, 300);     /* room for a duplicate to show up */
     TH_CHECK_INT(T1.received, T1.n);
     TH_CHECK_INT(T1.bad, 0);
@@ -708,10 +646,10 @@ static void t5_tick(evutil_socket_t fd, short what, void *arg)
     }
     if (T5.next >= T5_RESTART_AT && T5.child == 0 && !T5.child_done)
         t5_start_restart();
-    if (it_now_ms() - T5.last_probe >= 50) {
+    if (itk_now_ms() - T5.last_probe >= 50) {
         mq_props props = {.transient = 1};
 
-        T5.last_probe = it_now_ms();
+        T5.last_probe = itk_now_ms();
         if (mq_publish(T5.c, "", T5.probe_queue, &props, "probe", 5, NULL, NULL) == CG_OK)
             T5.probes_sent++;
     }
@@ -726,12 +664,12 @@ static int t5_published_all(void *arg)
 /* Waits for the restart child at most timeout_ms, then kills it. */
 static void t5_reap(int timeout_ms)
 {
-    int64_t end = it_now_ms() + timeout_ms;
+    int64_t end = itk_now_ms() + timeout_ms;
 
     while (T5.child > 0 && !T5.child_done) {
         if (waitpid(T5.child, &T5.child_status, WNOHANG) == T5.child) {
             T5.child_done = 1;
-        } else if (it_now_ms() >= end) {
+        } else if (itk_now_ms() >= end) {
             kill(T5.child, SIGKILL);
             waitpid(T5.child, &T5.child_status, 0);
             T5.child_done = 1;

@@ -26,6 +26,7 @@
 
 #include "log.h"
 #include "rds.h"
+#include "itkit.h"
 #include "testhelp.h"
 
 #define UP_BOUND_MS 10000        /* discovery on a healthy stack */
@@ -33,50 +34,21 @@
 #define REJOIN_BOUND_MS 30000    /* old master back as a connected replica */
 
 static struct event_base *base;
-static struct event *wake;        /* keeps EVLOOP_ONCE from sleeping past a deadline */
 static const char *sentinels, *master_name, *repo_dir;
 static int down_after_ms, port_a, port_b;
 static volatile sig_atomic_t frozen_pid;   /* a SIGSTOPped server to SIGCONT on any exit */
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void on_wake(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-}
-
 /* Runs the loop until pred(arg) holds or timeout_ms passes; returns pred's last value. */
 static int run_until(int (*pred)(void *), void *arg, int timeout_ms)
 {
-    long long deadline = now_ms() + timeout_ms;
-    int ok = pred(arg);
-
-    while (!ok && now_ms() < deadline) {
-        event_base_loop(base, EVLOOP_ONCE);
-        ok = pred(arg);
-    }
-    return ok;
-}
-
-static int never(void *arg)
-{
-    (void)arg;
-    return 0;
+    return itk_run_until(base, pred, arg, timeout_ms);
 }
 
 static void run_for(int ms)
 {
-    run_until(never, NULL, ms);
+    itk_run_for(base, ms);
 }
 
 static int client_up(void *arg)
@@ -222,29 +194,6 @@ static const char *instance_name(int port)
     return port == port_a ? "redis-a" : port == port_b ? "redis-b" : NULL;
 }
 
-static int stack_run(const char *verb, const char *name)
-{
-    char cmd[1024];
-
-    snprintf(cmd, sizeof(cmd), "\"%s/scripts/stack\" %s %s >&2", repo_dir, verb, name);
-    return system(cmd);
-}
-
-static int stack_pid(const char *name)
-{
-    char cmd[1024], line[64] = "";
-    FILE *p;
-
-    snprintf(cmd, sizeof(cmd), "\"%s/scripts/stack\" pid %s", repo_dir, name);
-    p = popen(cmd, "r");
-    if (p != NULL) {
-        if (fgets(line, sizeof(line), p) == NULL)
-            line[0] = '\0';
-        pclose(p);
-    }
-    return atoi(line);
-}
-
 static void thaw(void)
 {
     if (frozen_pid > 0) {
@@ -268,7 +217,7 @@ static void test_discovery(void)
     struct state_log sl = {0, 0, 0};
     struct result res;
     char sentinel_view[300];
-    long long t0 = now_ms();
+    long long t0 = itk_now_ms();
     rds_client *c;
 
     config_for_stack(&cfg);
@@ -276,7 +225,7 @@ static void test_discovery(void)
     TH_REQUIRE(c != NULL);
     TH_CHECK(rds_client_is_up(c) == 0);
     TH_CHECK(run_until(client_up, c, UP_BOUND_MS));
-    fprintf(stdout, "    ready in %lld ms at %s\n", now_ms() - t0, rds_master_addr(c));
+    fprintf(stdout, "    ready in %lld ms at %s\n", itk_now_ms() - t0, rds_master_addr(c));
     run_for(50);   /* on_state comes from the next step */
     TH_CHECK_INT(sl.ups, 1);
     TH_CHECK_INT(sl.last, 1);
@@ -313,7 +262,7 @@ struct writer {
 static void writer_reply(rds_client *c, int status, redisReply *r, void *arg)
 {
     struct writer *w = arg;
-    long long t = now_ms();
+    long long t = itk_now_ms();
 
     w->in_flight--;
     if (status == CG_OK && r->type == REDIS_REPLY_INTEGER) {
@@ -363,9 +312,9 @@ static int rejoined(void *arg)
     char want[64], list[1024], *save = NULL, *colon;
     int ok = 0, seen = 0;
 
-    if (now_ms() < j->next_poll)
+    if (itk_now_ms() < j->next_poll)
         return 0;
-    j->next_poll = now_ms() + 200;
+    j->next_poll = itk_now_ms() + 200;
     r = query("127.0.0.1", j->port, "ROLE");
     ok = r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements >= 4 &&
          strcmp(r->element[0]->str, "slave") == 0 &&
@@ -432,8 +381,8 @@ static void test_failover(void)
     TH_CHECK(w.ok > 10);
 
     fprintf(stdout, "    killing %s (%s)\n", victim, w.old_master);
-    w.t_kill = now_ms();
-    TH_CHECK_INT(stack_run("kill", victim), 0);
+    w.t_kill = itk_now_ms();
+    TH_CHECK_INT(itk_script("stack", "kill %s", victim), 0);
     recovered = run_until(writer_recovered, &w, FAILOVER_BOUND_MS);
     event_free(w.ev);
     TH_CHECK(recovered);
@@ -455,7 +404,7 @@ static void test_failover(void)
     rds_lease_release(held);
 
     /* Bring the old master back: it must rejoin as a replica. */
-    TH_CHECK_INT(stack_run("start-one", victim), 0);
+    TH_CHECK_INT(itk_script("stack", "start-one %s", victim), 0);
     TH_CHECK(run_until(rejoined, &j, REJOIN_BOUND_MS));
     TH_CHECK(rds_client_is_up(c));
     rds_client_free(c);
@@ -478,7 +427,7 @@ static void test_lease_transactions(void)
     c = client_new(&cfg, &sl);
     TH_REQUIRE(c != NULL);
     /* Every link, not just the first, so that two leases plus a shared link exist. */
-    for (long long t = now_ms(); now_ms() - t < UP_BOUND_MS; run_for(20)) {
+    for (long long t = itk_now_ms(); itk_now_ms() - t < UP_BOUND_MS; run_for(20)) {
         if ((l1 = rds_lease_acquire(c)) != NULL && (l2 = rds_lease_acquire(c)) != NULL)
             break;
         rds_lease_release(l1);
@@ -570,7 +519,7 @@ static void batch_reply(rds_client *c, int status, redisReply *r, void *arg)
     (void)c;
     (void)r;
     b->done++;
-    b->last_done = now_ms();
+    b->last_done = itk_now_ms();
     if (status == CG_ERR_TIMEOUT)
         b->timeouts++;
     else
@@ -607,19 +556,19 @@ static void test_command_timeout(void)
     TH_REQUIRE(run_until(client_up, c, UP_BOUND_MS));
     name = instance_name(master_port(c));
     TH_REQUIRE(name != NULL);
-    pid = stack_pid(name);
+    pid = itk_stack_pid(name);
     TH_REQUIRE(pid > 0);
 
     /* Nothing between STOP and CONT may return early. */
     frozen_pid = pid;
     TH_CHECK_INT(kill(pid, SIGSTOP), 0);
-    t_stop = now_ms();
+    t_stop = itk_now_ms();
     for (int i = 0; i < b.n; i++)
         accepted += rds_command(c, batch_reply, &b, "INCR %s", "it_rds:timeout") == CG_OK;
     all_done = run_until(batch_done, &b, freeze_ms);
-    run_until(never, NULL, (int)(t_stop + freeze_ms - now_ms()));
+    run_until(itk_never, NULL, (int)(t_stop + freeze_ms - itk_now_ms()));
     kill(pid, SIGCONT);
-    t_cont = now_ms();
+    t_cont = itk_now_ms();
     frozen_pid = 0;
 
     TH_CHECK_INT(accepted, b.n);
@@ -632,7 +581,7 @@ static void test_command_timeout(void)
     TH_CHECK(b.last_done - t_stop < cfg.command_timeout_ms + 150);
 
     TH_CHECK(run_until(client_up, c, 5000));
-    fprintf(stdout, "    up again %lld ms after SIGCONT\n", now_ms() - t_cont);
+    fprintf(stdout, "    up again %lld ms after SIGCONT\n", itk_now_ms() - t_cont);
     TH_CHECK_INT(cmd_wait(c, NULL, &res, "INCR %s", "it_rds:timeout"), CG_OK);
     TH_CHECK_INT(res.type, REDIS_REPLY_INTEGER);
     rds_client_stats(c, &st);
@@ -751,50 +700,10 @@ static void test_bounded_pending(void)
 
 /* ---- 6. fail fast without a master ---------------------------------------------------- */
 
-/* A port nothing listens on: bind to an ephemeral port and close it. */
-static int closed_port(void)
-{
-    struct sockaddr_in a;
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = 0;
-
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
-
-/* A "sentinel" that accepts TCP (the kernel does) but never answers. */
-static int black_hole(int *port)
-{
-    struct sockaddr_in a;
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(fd, 16) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
-        if (fd >= 0)
-            close(fd);
-        fd = -1;
-    }
-    *port = fd >= 0 ? ntohs(a.sin_port) : 0;
-    return fd;
-}
-
-/* A listener whose accept queue is full: SYNs are dropped, connect() hangs.
- * fills[] keep the queue full. Returns the listener or -1. */
 static int full_backlog(int *port, int fills[4])
 {
     struct sockaddr_in a;
-    int fd = black_hole(port);
+    int fd = itk_silent_listener(port);
 
     if (fd >= 0 && listen(fd, 0) != 0) {
         close(fd);
@@ -850,12 +759,12 @@ static void test_fail_fast(void)
     rds_stats st;
     rds_client *c;
     long long t0;
-    int hole_port = 0, hole = black_hole(&hole_port);
+    int hole_port = 0, hole = itk_silent_listener(&hole_port);
     int full_port = 0, fills[4], full = full_backlog(&full_port, fills);
     int rc, log_fd = -1;
 
     TH_REQUIRE(hole >= 0 && full >= 0);
-    snprintf(list, sizeof(list), "127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d", closed_port(),
+    snprintf(list, sizeof(list), "127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d", itk_closed_port(),
              hole_port, full_port);
     capture_log_begin(&log_fd);
     rds_config_defaults(&cfg);
@@ -868,7 +777,7 @@ static void test_fail_fast(void)
     c = client_new(&cfg, &sl);
     TH_REQUIRE(c != NULL);   /* (leaks two sockets on failure: the test ends anyway) */
 
-    t0 = now_ms();
+    t0 = itk_now_ms();
     rc = rds_command(c, NULL, NULL, "PING");
     TH_CHECK_INT(rc, CG_ERR_STATE);
     run_for(2000);   /* several rounds: refused, the black hole, the full backlog */
@@ -881,9 +790,9 @@ static void test_fail_fast(void)
     rds_client_stats(c, &st);
     TH_CHECK_INT(st.commands, 0);
     TH_CHECK_INT(st.rejected, 101);
-    t0 = now_ms();
+    t0 = itk_now_ms();
     rds_client_free(c);
-    TH_CHECK(now_ms() - t0 < 100);
+    TH_CHECK(itk_now_ms() - t0 < 100);
     logged = capture_log_end(log_fd);
     close(hole);
     close(full);
@@ -1127,9 +1036,9 @@ static void test_stale_view_and_readonly(void)
     TH_CHECK_INT(cmd_wait(c, NULL, &res, "SET %s %s", "it_rds:ro", "x"), CG_OK);
     TH_CHECK(strncmp(res.str, "LOADING", 7) == 0);
     TH_CHECK(!rds_client_is_up(c));
-    t0 = now_ms();
+    t0 = itk_now_ms();
     TH_CHECK(run_until(up_at, &at, 3000));
-    TH_CHECK(now_ms() - t0 >= cfg.reconnect_min_ms - 20);
+    TH_CHECK(itk_now_ms() - t0 >= cfg.reconnect_min_ms - 20);
 
     /* READONLY from "the master": rediscover at once, follow the sentinel elsewhere. */
     f.error = "READONLY You can't write against a read only replica.";
@@ -1176,35 +1085,27 @@ static const struct th_test tests[] = {
     {"stale_view_and_readonly", test_stale_view_and_readonly},
 };
 
-static const char *env(const char *name)
-{
-    const char *v = getenv(name);
-
-    return v != NULL && v[0] != '\0' ? v : NULL;
-}
-
 int main(int argc, char **argv)
 {
-    struct timeval tick = {0, 5000};
-    const char *level = env("LOG_LEVEL");
+    const char *level = itk_env("LOG_LEVEL", NULL);
     int lvl = LOG_LEVEL_INFO, rc;
 
     log_set_program("it_rds");
     if (level != NULL && log_level_parse(level, &lvl) == CG_OK)
         log_set_level(lvl);
-    sentinels = env("SENTINEL_ADDRS");
-    master_name = env("SENTINEL_MASTER_NAME");
-    repo_dir = env("REPO_DIR");
-    if (sentinels == NULL || master_name == NULL || repo_dir == NULL || !env("REDIS_A_PORT") ||
-        !env("REDIS_B_PORT")) {
+    sentinels = itk_env("SENTINEL_ADDRS", NULL);
+    master_name = itk_env("SENTINEL_MASTER_NAME", NULL);
+    repo_dir = itk_env("REPO_DIR", NULL);
+    if (sentinels == NULL || master_name == NULL || repo_dir == NULL || !itk_env("REDIS_A_PORT", NULL) ||
+        !itk_env("REDIS_B_PORT", NULL)) {
         fprintf(stdout, "it_rds: needs the stack environment (run/stack.env: SENTINEL_ADDRS, "
                 "SENTINEL_MASTER_NAME, REDIS_A_PORT, REDIS_B_PORT) and REPO_DIR\n");
         fprintf(stdout, "0 passed, 1 failed\n");
         return 1;
     }
-    port_a = atoi(env("REDIS_A_PORT"));
-    port_b = atoi(env("REDIS_B_PORT"));
-    down_after_ms = env("SENTINEL_DOWN_AFTER_MS") ? atoi(env("SENTINEL_DOWN_AFTER_MS")) : 1000;
+    port_a = atoi(itk_env("REDIS_A_PORT", NULL));
+    port_b = atoi(itk_env("REDIS_B_PORT", NULL));
+    down_after_ms = itk_env("SENTINEL_DOWN_AFTER_MS", NULL) ? atoi(itk_env("SENTINEL_DOWN_AFTER_MS", NULL)) : 1000;
 
     atexit(thaw);
     signal(SIGINT, thaw_on_signal);
@@ -1214,10 +1115,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     base = event_base_new();
-    wake = event_new(base, -1, EV_PERSIST, on_wake, NULL);
-    event_add(wake, &tick);
     rc = th_main("it_rds", tests, TH_TABLE_LEN(tests), argc, argv);
-    event_free(wake);
     event_base_free(base);
     return rc;
 }
