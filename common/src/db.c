@@ -354,6 +354,49 @@ done:
     return rc;
 }
 
+int db_query_rows(MYSQL *conn, const char *sql, db_row_cb on_row, void *arg, uint64_t *n_rows,
+                  cg_error *err)
+{
+    MYSQL_RES *res = NULL;
+    MYSQL_ROW row;
+    char server[DB_SERVER_MAX];
+    unsigned int n_fields;
+    long long t0;
+    int rc;
+
+    if (n_rows != NULL)
+        *n_rows = 0;
+    if (conn == NULL || sql == NULL || on_row == NULL)
+        return cg_error_set(err, CG_ERR_INVALID, "db_query_rows: NULL argument");
+    t0 = db_now_ms();
+    if (mysql_real_query(conn, sql, strlen(sql)) != 0) {
+        rc = db_fail_sql(conn, sql, t0, err);
+        goto done;
+    }
+    res = mysql_store_result(conn);
+    if (res == NULL) {
+        if (mysql_errno(conn) != 0) {
+            rc = db_fail_sql(conn, sql, t0, err);
+        } else {
+            db_server_name(conn, server, sizeof(server));
+            rc = cg_error_set(err, CG_ERR_INVALID, "mariadb %s: \"%.*s\": returned no result set",
+                              server, DB_SQL_SHOWN, sql);
+        }
+        goto done;
+    }
+    if (n_rows != NULL)
+        *n_rows = (uint64_t)mysql_num_rows(res);
+    n_fields = mysql_num_fields(res);
+    rc = CG_OK;
+    while (rc == CG_OK && (row = mysql_fetch_row(res)) != NULL)
+        rc = on_row(arg, n_fields, row);
+
+done:
+    if (res != NULL)
+        mysql_free_result(res);
+    return rc;
+}
+
 void db_close(MYSQL *conn)
 {
     if (conn != NULL)

@@ -63,6 +63,18 @@ int db_exec(MYSQL *conn, const char *sql, uint64_t *affected, cg_error *err) CG_
  * when the value is not an integer or the statement returns no result set. */
 int db_query_int64(MYSQL *conn, const char *sql, int64_t *out, cg_error *err) CG_MUSTCHECK;
 
+/* Called by db_query_rows once per row: n_fields values, each a NUL-terminated
+ * string or NULL for SQL NULL, valid only during the call. Returning anything
+ * but CG_OK stops the scan; db_query_rows then returns that status. */
+typedef int (*db_row_cb)(void *arg, unsigned int n_fields, char **values);
+
+/* Runs a query and hands each row of its result set to on_row. The whole
+ * result is read before the first call, so that read errors and timeouts
+ * surface before any row is seen. n_rows, when not NULL, receives the row
+ * count. CG_ERR_INVALID when the statement returns no result set. */
+int db_query_rows(MYSQL *conn, const char *sql, db_row_cb on_row, void *arg, uint64_t *n_rows,
+                  cg_error *err) CG_MUSTCHECK;
+
 /* Closes a connection from db_connect; NULL is allowed. */
 void db_close(MYSQL *conn);
 
