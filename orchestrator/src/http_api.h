@@ -1,0 +1,31 @@
+/* http_api.h - the HTTP front: routing, request checks, admission control,
+ * the grab endpoint with its waiting requests, saga status reads, health.
+ * Every request ends in exactly one reply, on every path (docs/saga.md). */
+#ifndef ORCH_HTTP_API_H
+#define ORCH_HTTP_API_H
+
+#include "orch.h"
+
+struct evbuffer;
+
+/* Binds the listener and installs the handlers. */
+int http_api_start(orch *o, cg_error *err) CG_MUSTCHECK;
+/* Answers 202 to waiters whose deadline passed; polls the log for remote ones. */
+void http_api_tick(orch *o, long long now_ms);
+/* Answers every waiting request (202 with its saga id), for shutdown. */
+void http_api_answer_all(orch *o);
+
+/* Called by the engine: the saga's outcome is decided (COMPLETED,
+ * COMPENSATING or COMPENSATED), answer its waiters. */
+void http_saga_decided(orch *o, saga *s);
+/* Called by the engine: the saga leaves memory undecided; its waiters go on
+ * following it through the log until their deadline. */
+void http_saga_detach(orch *o, saga *s);
+
+/* Sends a JSON reply (json_t reference stolen); used by admin.c too. */
+struct evhttp_request;
+void http_reply_json(struct evhttp_request *req, int code, void *json);
+void http_reply_error(struct evhttp_request *req, int code, const char *error, const char *field,
+                      const char *message);
+
+#endif
