@@ -29,6 +29,8 @@
 #define KEY_SAGAS_ACTIVE_FMT  "sagas:active:%s"
 /* an orchestrator instance's heartbeat (expires when it dies) */
 #define KEY_ORCH_ALIVE_FMT    "orch:alive:%s"
+/* set of orchestrator instance ids ever seen, walked by the adoption sweep */
+#define KEY_ORCH_INSTANCES    "orch:instances"
 /* Idempotency-Key header -> saga id */
 #define KEY_IDEMPOTENCY_FMT   "idem:%s"
 

@@ -18,10 +18,6 @@
 #include "rds.h"
 #include "saga.h"
 
-/* Set of instance ids that have (or had) sagas; the adoption sweep walks it.
- * Orchestrator-only, so it lives here rather than in common/src/keys.h. */
-#define KEY_ORCH_INSTANCES "orch:instances"
-
 /* What a write script answered. */
 enum saga_put_result {
     SAGA_PUT_OK = 0,          /* written */
