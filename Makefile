@@ -123,28 +123,18 @@ SEED_FROM_STACK = set -a && . "$(RUN_STACK_DIR)/stack.env" && set +a && \
     SEED_SENTINEL_MASTER=$$SENTINEL_MASTER_NAME
 GRAB_JSON = {\"user_id\":1,\"coupon_id\":1,\"room_id\":1}
 
-# A service whose binary is still the placeholder ("NAME: not implemented yet")
-# is skipped with a note, so that `make run` works while the services land.
 run:
 	$(Q)scripts/stack install
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)scripts/stack start
 	$(Q)scripts/stack migrate
 	$(Q)$(SEED_FROM_STACK) $(BUILD)/bin/seeder
-	$(Q)svcs=; api=1; \
-	for s in stock-svc order-svc orchestrator; do \
-	    if $(BUILD)/bin/$$s --check-config </dev/null 2>&1 | grep -qx "$$s: not implemented yet"; then \
-	        echo "run: $$s is still a placeholder: not started"; \
-	        [ $$s != orchestrator ] || api=0; \
-	    else svcs="$$svcs $$s"; fi; \
-	done; \
-	if [ -n "$$svcs" ]; then ORCH_HTTP_PORT=$(ORCH_HTTP_PORT) scripts/services start $$svcs || exit 1; fi; \
-	echo; \
-	if [ $$api = 1 ]; then echo "run: the API listens on http://127.0.0.1:$(ORCH_HTTP_PORT)"; \
-	else echo "run: the API will listen on http://127.0.0.1:$(ORCH_HTTP_PORT) once the orchestrator lands"; fi; \
-	echo "run: servers: scripts/stack status; services: scripts/services status; stop all: make stop"; \
-	echo "run: grab coupon 1 (room 1) for user 1:"; \
-	echo "  curl -s -XPOST localhost:$(ORCH_HTTP_PORT)/api/coupon/grab -H 'Content-Type: application/json' -d '$(GRAB_JSON)'"
+	$(Q)ORCH_HTTP_PORT=$(ORCH_HTTP_PORT) BUILD_DIR=$(CURDIR)/$(BUILD) scripts/services start
+	@echo
+	@echo "run: the API listens on http://127.0.0.1:$(ORCH_HTTP_PORT)"
+	@echo "run: servers: scripts/stack status; services: scripts/services status; stop all: make stop"
+	@echo "run: grab coupon 1 (room 1) for user 1:"
+	@echo "  curl -s -XPOST localhost:$(ORCH_HTTP_PORT)/api/coupon/grab -H 'Content-Type: application/json' -d '$(GRAB_JSON)'"
 
 stop:
 	$(Q)if [ -f "$(RUN_STACK_DIR)/stack.env" ]; then scripts/services stop; fi
