@@ -260,7 +260,7 @@ static void log_retry_later(orch *o, saga *s)
     schedule(o, s, orch_now_ms() + wait);
 }
 
-static void on_log_written(int result, void *arg);
+static void on_log_written(int result, const char *bound, void *arg);
 
 static int sagalog_write(orch *o, saga *s)
 {
@@ -276,6 +276,8 @@ static int sagalog_write(orch *o, saga *s)
     /* the set's score: when the saga should have moved on at the latest */
     p.score = p.now_wall_ms + o->conf.step_timeout_ms * (o->conf.step_retries + 2);
     p.ttl_s = o->conf.saga_ttl_s;
+    p.idem = s->idem;
+    p.idem_ttl_s = o->conf.idem_ttl_s;
     rc = saga_log_put(o->rds, &p, on_log_written, s);
     if (rc == CG_OK) {
         s->log_inflight = 1;
@@ -285,7 +287,7 @@ static int sagalog_write(orch *o, saga *s)
     return rc;
 }
 
-static void on_log_written(int result, void *arg)
+static void on_log_written(int result, const char *bound, void *arg)
 {
     saga *s = arg;
     orch *o = s->ctx;
@@ -295,6 +297,8 @@ static void on_log_written(int result, void *arg)
         return;   /* shutting down: the client is being freed */
     switch (result) {
     case SAGA_PUT_OK:
+        if (s->log_new)
+            o->stats.started++;
         s->log_failures = 0;
         s->log_new = 0;
         saga_set_state(s, s->log_to);
@@ -318,6 +322,13 @@ static void on_log_written(int result, void *arg)
                  : result == SAGA_PUT_STALE   ? "the log is ahead"
                                               : "no such saga");
         saga_abandon(o, s);
+        break;
+    case SAGA_PUT_BOUND:
+        /* Nothing was logged: the key belongs to an earlier saga, which is
+         * what a repeated key answers. */
+        log_debug(s->id, "Idempotency-Key %s names saga %s: following it", s->idem, bound);
+        http_saga_rebound(o, s, bound);
+        saga_free(o, s);
         break;
     default:
         log_error(s->id, "saga log write result %d out of range", result);
@@ -392,8 +403,8 @@ void engine_attach_waiter(saga *s, waiter *w)
     s->waiters = w;
 }
 
-int engine_start(orch *o, const char *id, long long user_id, long long coupon_id,
-                 long long room_id, waiter *w)
+int engine_start(orch *o, const char *id, const char *idem, long long user_id,
+                 long long coupon_id, long long room_id, waiter *w)
 {
     saga *s = calloc(1, sizeof(*s));
     int rc;
@@ -409,6 +420,8 @@ int engine_start(orch *o, const char *id, long long user_id, long long coupon_id
     s->state = SAGA_STARTED;
     s->heap_idx = SAGA_HEAP_NONE;
     s->log_new = 1;
+    if (idem != NULL)
+        snprintf(s->idem, sizeof(s->idem), "%s", idem);
     s->log_to = SAGA_STARTED;
     s->step = SAGA_STEP_LOG;
     rc = saga_table_add(&o->sagas, s);
@@ -424,7 +437,6 @@ int engine_start(orch *o, const char *id, long long user_id, long long coupon_id
     }
     if (w != NULL)
         engine_attach_waiter(s, w);
-    o->stats.started++;
     log_debug(s->id, "started: user %lld coupon %lld room %lld", user_id, coupon_id, room_id);
     return CG_OK;
 }

@@ -13,10 +13,14 @@ int engine_init(orch *o) CG_MUSTCHECK;
 void engine_destroy(orch *o);
 
 /* Starts a saga with a fresh id: logs STARTED, then sends stock.reserve.
- * w (may be NULL) is attached to it. An error means nothing was logged
- * (the write was not accepted): the caller answers the request itself. */
-int engine_start(orch *o, const char *id, long long user_id, long long coupon_id,
-                 long long room_id, waiter *w) CG_MUSTCHECK;
+ * idem (NULL or "" for none) is the request's Idempotency-Key, bound to the
+ * saga by the STARTED write itself; when the key already names another
+ * logged saga, this one is dropped unlogged and its waiters follow that one
+ * (http_saga_rebound). w (may be NULL) is attached to it. An error means
+ * nothing was logged (the write was not accepted): the caller answers the
+ * request itself. */
+int engine_start(orch *o, const char *id, const char *idem, long long user_id,
+                 long long coupon_id, long long room_id, waiter *w) CG_MUSTCHECK;
 
 /* Takes over a saga loaded from the log (recovery, adoption, a reply for a
  * saga not in memory) and re-sends its current step. No-op when the saga is

@@ -1,9 +1,11 @@
 /* http_api.c - the HTTP front; see http_api.h and docs/saga.md "HTTP".
  *
  * A grab goes: size and body checks, readiness and admission, the coupon's
- * room (memory, else Redis), the Idempotency-Key binding, the local
- * sold-out flag, then a saga, on which the request waits as a `waiter`
- * until the outcome is decided or http_deadline_ms passes (202). Every path
+ * room (memory, else Redis), the local sold-out flag (unkeyed requests
+ * only), then a saga, on which the request waits as a `waiter` until the
+ * outcome is decided or http_deadline_ms passes (202). The saga's first log
+ * write binds the Idempotency-Key too; a repeated key makes the engine drop
+ * the new saga unlogged and the waiter follows the earlier one. Every path
  * ends in exactly one reply: the Redis callbacks answer on errors too (also
  * when the client is freed at shutdown), and the waiter list is answered
  * before the server goes away. evhttp keeps a request whose client hung up
@@ -31,6 +33,8 @@
 
 #define REMOTE_POLL_MS 50          /* how often a remote waiter reads the log */
 #define IDEM_HEADER "Idempotency-Key"
+
+_Static_assert(SAGA_IDEM_MAX >= REQ_IDEM_KEY_MAX, "a saga holds the whole Idempotency-Key");
 
 /* ---- replies ------------------------------------------------------------------ */
 
@@ -109,6 +113,13 @@ static json_t *grab_answer(int granted, const char *saga_id, long long user_id, 
 static json_t *pending_answer(const char *saga_id)
 {
     return json_pack("{s:s, s:s}", "saga_id", saga_id, "status", "pending");
+}
+
+/* 422: the Idempotency-Key names a grab of another user or coupon. */
+static json_t *key_reused_answer(const char *saga_id)
+{
+    return json_pack("{s:s, s:s, s:s}", "error", "idempotency_key_reused", "saga_id", saga_id,
+                     "message", "the key belongs to a grab of another user or coupon");
 }
 
 /* ---- waiters -------------------------------------------------------------------- */
@@ -228,6 +239,38 @@ void http_saga_detach(orch *o, saga *s)
     }
 }
 
+/* A waiter of a repeated Idempotency-Key follows the saga w->saga_id: from
+ * memory when this instance runs it, else through the log (remote). */
+static void waiter_follow(orch *o, waiter *w)
+{
+    saga *s = saga_table_find(&o->sagas, w->saga_id);
+    int outcome = s != NULL && !s->log_new ? saga_state_outcome(s->state) : -1;
+
+    log_debug(w->saga_id, "Idempotency-Key repeated: following the saga");
+    if (s != NULL && (s->user_id != w->user_id || s->coupon_id != w->coupon_id))
+        waiter_answer(w, 422, key_reused_answer(w->saga_id));
+    else if (outcome >= 0)
+        waiter_answer(w, 200, grab_answer(outcome, s->id, s->user_id, s->coupon_id, s->room_id,
+                                          s->reason));
+    else if (s != NULL)
+        engine_attach_waiter(s, w);
+    else
+        waiter_make_remote(o, w);
+}
+
+void http_saga_rebound(orch *o, saga *s, const char *bound)
+{
+    waiter *w;
+
+    while ((w = s->waiters) != NULL) {
+        s->waiters = w->snext;
+        w->snext = NULL;
+        w->saga = NULL;
+        memcpy(w->saga_id, bound, MSG_SAGA_ID_LEN + 1);
+        waiter_follow(o, w);
+    }
+}
+
 static void on_poll(int status, int found, int mine, const saga_record *rec, void *arg)
 {
     waiter *w = arg;
@@ -243,9 +286,7 @@ static void on_poll(int status, int found, int mine, const saga_record *rec, voi
     if (status != CG_OK || !found)
         return;   /* not logged yet, or Redis is away: ask again until the deadline */
     if (rec->user_id != w->user_id || rec->coupon_id != w->coupon_id) {
-        waiter_answer(w, 422, json_pack("{s:s, s:s, s:s}", "error", "idempotency_key_reused",
-                                        "saga_id", w->saga_id, "message",
-                                        "the key belongs to a grab of another user or coupon"));
+        waiter_answer(w, 422, key_reused_answer(w->saga_id));
         return;
     }
     outcome = saga_state_outcome(rec->state);
@@ -290,54 +331,13 @@ typedef struct grab_ctx {
     grab_req g;
     long long room_id;                   /* the coupon's room */
     char idem[REQ_IDEM_KEY_MAX + 1];     /* "" when no Idempotency-Key */
-    char saga_id[MSG_SAGA_ID_LEN + 1];   /* the id to start, or bound to the key */
+    char saga_id[MSG_SAGA_ID_LEN + 1];   /* the id to start (a repeated key follows another) */
     long long t0_ms;                     /* arrival; the deadline counts from here */
 } grab_ctx;
 
 static void grab_done(grab_ctx *g)
 {
     free(g);
-}
-
-/* Answers from the saga in memory or follows it through the log. */
-static void grab_follow(grab_ctx *g, const char *saga_id)
-{
-    orch *o = g->o;
-    saga *s = saga_table_find(&o->sagas, saga_id);
-    waiter *w;
-    int outcome;
-
-    log_debug(saga_id, "Idempotency-Key %s repeated: following the saga", g->idem);
-    if (s != NULL && (s->user_id != g->g.user_id || s->coupon_id != g->g.coupon_id)) {
-        http_reply_json(g->req, 422, json_pack("{s:s, s:s, s:s}", "error", "idempotency_key_reused",
-                                               "saga_id", saga_id, "message",
-                                               "the key belongs to a grab of another user or coupon"));
-        return;
-    }
-    outcome = s != NULL && !s->log_new ? saga_state_outcome(s->state) : -1;
-    if (outcome >= 0) {
-        http_reply_json(g->req, 200, grab_answer(outcome, s->id, s->user_id, s->coupon_id,
-                                                 s->room_id, s->reason));
-        return;
-    }
-    w = waiter_new(o, g->req, saga_id, g->t0_ms + o->conf.http_deadline_ms, g->g.user_id,
-                   g->g.coupon_id);
-    if (w == NULL) {
-        reply_unavailable(g->req, "out of memory");
-        return;
-    }
-    if (s != NULL)
-        engine_attach_waiter(s, w);
-    else
-        waiter_make_remote(o, w);
-}
-
-static void on_idem_forget(rds_client *c, int status, redisReply *r, void *arg)
-{
-    (void)c;
-    (void)status;
-    (void)r;
-    (void)arg;
 }
 
 static void grab_start(grab_ctx *g)
@@ -348,90 +348,41 @@ static void grab_start(grab_ctx *g)
 
     if (!orch_ready(o) || o->stopping) {
         reply_unavailable(g->req, o->stopping ? "shutting down" : "not ready");
-        goto forget;
+        return;
     }
     if (o->sagas.count >= (size_t)o->conf.max_inflight_sagas) {
         reply_unavailable(g->req, "too many sagas in flight");
-        goto forget;
+        return;
     }
     w = waiter_new(o, g->req, g->saga_id, g->t0_ms + o->conf.http_deadline_ms, g->g.user_id,
                    g->g.coupon_id);
     if (w == NULL) {
         reply_unavailable(g->req, "out of memory");
-        goto forget;
+        return;
     }
-    rc = engine_start(o, g->saga_id, g->g.user_id, g->g.coupon_id, g->room_id, w);
+    /* A key is bound by the STARTED write itself (saga_log.c): a repeat
+     * finds it there and follows the earlier saga (http_saga_rebound). */
+    rc = engine_start(o, g->saga_id, g->idem, g->g.user_id, g->g.coupon_id, g->room_id, w);
     if (rc != CG_OK) {
         log_warn(g->saga_id, "cannot start the saga: %s", cg_status_name(rc));
         waiter_answer(w, 503, json_pack("{s:s, s:s}", "error", "unavailable", "message",
                                         "the saga log is not reachable"));
-        goto forget;
-    }
-    return;
-forget:
-    /* Nothing was logged: free the key so that a retry starts afresh. */
-    if (g->idem[0] != '\0' && o->rds != NULL) {
-        char key[KEY_MAX];
-
-        snprintf(key, sizeof(key), KEY_IDEMPOTENCY_FMT, g->idem);
-        if (rds_command(o->rds, on_idem_forget, NULL, "DEL %s", key) != CG_OK)
-            log_warn(g->saga_id, "Idempotency-Key %s stays bound to an unstarted saga", g->idem);
     }
 }
 
-static void on_idem_get(rds_client *c, int status, redisReply *r, void *arg)
-{
-    grab_ctx *g = arg;
-
-    (void)c;
-    if (status == CG_OK && r != NULL && r->type == REDIS_REPLY_STRING &&
-        msg_saga_id_valid(r->str))
-        grab_follow(g, r->str);
-    else
-        reply_unavailable(g->req, "Idempotency-Key lookup failed; retry");
-    grab_done(g);
-}
-
-static void on_idem_set(rds_client *c, int status, redisReply *r, void *arg)
-{
-    grab_ctx *g = arg;
-    char key[KEY_MAX];
-
-    (void)c;
-    if (status == CG_OK && r != NULL && r->type == REDIS_REPLY_STATUS) {
-        grab_start(g);   /* the key is ours: a new saga */
-    } else if (status == CG_OK && r != NULL && r->type == REDIS_REPLY_NIL) {
-        snprintf(key, sizeof(key), KEY_IDEMPOTENCY_FMT, g->idem);
-        if (g->o->rds != NULL && rds_command(g->o->rds, on_idem_get, g, "GET %s", key) == CG_OK)
-            return;
-        reply_unavailable(g->req, "Redis is not reachable");
-    } else {
-        reply_unavailable(g->req, "Redis is not reachable");
-    }
-    grab_done(g);
-}
-
-/* The coupon's room is known: check it, then bind the key or start. */
+/* The coupon's room is known: check it, then the sold-out flag, then start. */
 static void grab_with_room(grab_ctx *g)
 {
     orch *o = g->o;
-    char key[KEY_MAX], msg[128];
+    char msg[128];
 
     if (g->g.room_id != 0 && g->g.room_id != g->room_id) {
         snprintf(msg, sizeof(msg), "coupon %lld belongs to room %lld", g->g.coupon_id, g->room_id);
         http_reply_error(g->req, 400, "bad_request", "room_id", msg);
         goto done;
     }
-    if (g->idem[0] != '\0') {
-        /* Keyed requests skip the sold-out flag: their answer is the saga's. */
-        snprintf(key, sizeof(key), KEY_IDEMPOTENCY_FMT, g->idem);
-        if (rds_command(o->rds, on_idem_set, g, "SET %s %s NX EX %lld", key, g->saga_id,
-                        o->conf.idem_ttl_s) == CG_OK)
-            return;
-        reply_unavailable(g->req, "Redis is not reachable");
-        goto done;
-    }
-    if (coupon_cache_sold_out(&o->coupons, g->g.coupon_id, orch_now_ms())) {
+    /* Keyed requests skip the sold-out flag: their answer is the saga's. */
+    if (g->idem[0] == '\0' && coupon_cache_sold_out(&o->coupons, g->g.coupon_id, orch_now_ms())) {
         o->stats.local_sold_out++;
         http_reply_json(g->req, 200, grab_answer(0, NULL, g->g.user_id, g->g.coupon_id, g->room_id,
                                                  MSG_REASON_OUT_OF_STOCK));

@@ -21,6 +21,10 @@ void http_saga_decided(orch *o, saga *s);
 /* Called by the engine: the saga leaves memory undecided; its waiters go on
  * following it through the log until their deadline. */
 void http_saga_detach(orch *o, saga *s);
+/* Called by the engine: s was not logged because its Idempotency-Key names
+ * the saga `bound`; its waiters follow that saga instead (as a repeated key
+ * does: its outcome, 202 at the deadline, or 422 for another user/coupon). */
+void http_saga_rebound(orch *o, saga *s, const char *bound);
 
 /* Sends a JSON reply (json_t reference stolen); used by admin.c too. */
 struct evhttp_request;

@@ -43,6 +43,7 @@ enum saga_comp {
 };
 
 #define SAGA_REASON_MAX 32
+#define SAGA_IDEM_MAX 64          /* Idempotency-Key length (REQ_IDEM_KEY_MAX) */
 #define SAGA_HEAP_NONE ((size_t)-1)
 
 struct waiter;
@@ -64,6 +65,7 @@ typedef struct saga {
     int log_new;                  /* it creates the saga (the STARTED write) */
     int log_inflight;             /* a write is out; 0 while waiting to retry */
     int log_failures;
+    char idem[SAGA_IDEM_MAX + 1]; /* the STARTED write binds this Idempotency-Key ("" none) */
     long long deadline_ms;        /* when the step times out (monotonic ms) */
     size_t heap_idx;              /* position in the deadline heap, SAGA_HEAP_NONE outside */
     struct saga *hnext;           /* hash chain */

@@ -11,7 +11,14 @@
 /* The write. Refuses (without changing anything) a write from an instance
  * whose active set no longer holds the saga, and a state that may not follow
  * the logged one; a repeated terminal write is accepted as already done, so
- * that a write retried after an unknown outcome converges. */
+ * that a write retried after an unknown outcome converges. The first write
+ * (STARTED) of a keyed grab also binds idem:<key> (KEYS[3]) to the saga, so
+ * that a key never names a saga that was not logged (a crash between two
+ * separate commands left such keys): when the key already names another
+ * saga whose hash exists, nothing is written and that saga is answered;
+ * a key naming a saga without a hash is taken over. ARGV: id, state,
+ * is_new, terminal, score, ttl, idem ttl, the saga key prefix, then the
+ * fields. */
 static const char saga_put_lua[] =
     "local allowed = {['STARTED>RESERVED']=1, ['STARTED>COMPENSATING']=1,\n"
     "  ['STARTED>COMPENSATED']=1, ['RESERVED>COMPLETED']=1, ['RESERVED>COMPENSATING']=1,\n"
@@ -23,8 +30,14 @@ static const char saga_put_lua[] =
     "  if cur ~= ARGV[2] and not allowed[cur .. '>' .. ARGV[2]] then return 'stale' end\n"
     "elseif ARGV[3] ~= '1' then\n"
     "  return 'missing'\n"
+    "elseif KEYS[3] then\n"
+    "  local b = redis.call('GET', KEYS[3])\n"
+    "  if b and b ~= ARGV[1] and redis.call('EXISTS', ARGV[8] .. b) == 1 then\n"
+    "    return 'bound:' .. b\n"
+    "  end\n"
+    "  redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[7])\n"
     "end\n"
-    "redis.call('HSET', KEYS[1], 'state', ARGV[2], unpack(ARGV, 7))\n"
+    "redis.call('HSET', KEYS[1], 'state', ARGV[2], unpack(ARGV, 9))\n"
     "if ARGV[4] == '1' then\n"
     "  redis.call('ZREM', KEYS[2], ARGV[1])\n"
     "  redis.call('EXPIRE', KEYS[1], ARGV[6])\n"
@@ -141,25 +154,43 @@ typedef struct put_ctx {
     void *arg;
 } put_ctx;
 
+#define PUT_BOUND_PREFIX "bound:"
+
+int saga_put_result_parse(const char *answer, char *bound)
+{
+    size_t n = sizeof(PUT_BOUND_PREFIX) - 1;
+
+    bound[0] = '\0';
+    if (strcmp(answer, "ok") == 0)
+        return SAGA_PUT_OK;
+    if (strcmp(answer, "not_owner") == 0)
+        return SAGA_PUT_NOT_OWNER;
+    if (strcmp(answer, "stale") == 0)
+        return SAGA_PUT_STALE;
+    if (strcmp(answer, "missing") == 0)
+        return SAGA_PUT_MISSING;
+    if (strncmp(answer, PUT_BOUND_PREFIX, n) == 0 && msg_saga_id_valid(answer + n)) {
+        memcpy(bound, answer + n, MSG_SAGA_ID_LEN + 1);
+        return SAGA_PUT_BOUND;
+    }
+    return SAGA_PUT_UNKNOWN;
+}
+
 static void on_put(rds_client *c, int status, redisReply *r, void *arg)
 {
     put_ctx *p = arg;
+    char bound[MSG_SAGA_ID_LEN + 1] = "";
     int result = SAGA_PUT_UNKNOWN;
 
     (void)c;
     if (status == CG_OK && r != NULL && (r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_STRING)) {
-        if (strcmp(r->str, "ok") == 0)
-            result = SAGA_PUT_OK;
-        else if (strcmp(r->str, "not_owner") == 0)
-            result = SAGA_PUT_NOT_OWNER;
-        else if (strcmp(r->str, "stale") == 0)
-            result = SAGA_PUT_STALE;
-        else if (strcmp(r->str, "missing") == 0)
-            result = SAGA_PUT_MISSING;
+        result = saga_put_result_parse(r->str, bound);
+        if (result == SAGA_PUT_UNKNOWN)
+            log_warn("-", "saga log write answered '%s'", r->str);
     } else if (status == CG_OK && r != NULL && r->type == REDIS_REPLY_ERROR) {
         log_warn("-", "saga log write: %s", r->str);
     }
-    p->cb(result, p->arg);
+    p->cb(result, result == SAGA_PUT_BOUND ? bound : NULL, p->arg);
     free(p);
 }
 
@@ -169,10 +200,12 @@ int saga_log_put(rds_client *r, const saga_put *p, saga_put_cb cb, void *arg)
 {
     const saga *s = p->s;
     const char *argv[PUT_MAX_ARGS];
-    char key[KEY_MAX], set[KEY_MAX], score[24], ttl[24], now[24];
+    char key[KEY_MAX], set[KEY_MAX], idem[KEY_MAX], prefix[KEY_MAX], score[24], ttl[24], now[24];
+    char idem_ttl[24];
     char user[24], coupon[24], room[24], gtime[24], created[24];
     char ts_field[32];
     int argc = 0, rc, terminal = saga_state_terminal(p->to);
+    int keyed = p->is_new && p->idem != NULL && p->idem[0] != '\0';
     put_ctx *ctx;
 
     snprintf(key, sizeof(key), KEY_SAGA_FMT, s->id);
@@ -180,6 +213,9 @@ int saga_log_put(rds_client *r, const saga_put *p, saga_put_cb cb, void *arg)
     snprintf(score, sizeof(score), "%lld", p->score);
     snprintf(ttl, sizeof(ttl), "%lld", p->ttl_s);
     snprintf(now, sizeof(now), "%lld", p->now_wall_ms);
+    snprintf(idem, sizeof(idem), KEY_IDEMPOTENCY_FMT, keyed ? p->idem : "");
+    snprintf(idem_ttl, sizeof(idem_ttl), "%lld", p->idem_ttl_s);
+    snprintf(prefix, sizeof(prefix), KEY_SAGA_FMT, "");   /* "saga:" */
     /* "reserved_ms": when each state was reached, for people reading the log */
     snprintf(ts_field, sizeof(ts_field), "%s_ms", saga_state_name(p->to));
     for (char *c = ts_field; *c != '\0'; c++)
@@ -187,16 +223,20 @@ int saga_log_put(rds_client *r, const saga_put *p, saga_put_cb cb, void *arg)
 
     argv[argc++] = "EVAL";
     argv[argc++] = saga_put_lua;
-    argv[argc++] = "2";
+    argv[argc++] = keyed ? "3" : "2";
     argv[argc++] = key;
     argv[argc++] = set;
+    if (keyed)
+        argv[argc++] = idem;
     argv[argc++] = s->id;
     argv[argc++] = saga_state_name(p->to);
     argv[argc++] = p->is_new ? "1" : "0";
     argv[argc++] = terminal ? "1" : "0";
     argv[argc++] = score;
     argv[argc++] = ttl;
-    /* ARGV[7..]: fields */
+    argv[argc++] = idem_ttl;
+    argv[argc++] = prefix;
+    /* ARGV[9..]: fields */
     argv[argc++] = "owner";
     argv[argc++] = p->instance;
     argv[argc++] = "updated_ms";

@@ -24,7 +24,9 @@ enum saga_put_result {
     SAGA_PUT_NOT_OWNER = 1,   /* the saga is not (any more) in this instance's set */
     SAGA_PUT_STALE = 2,       /* the log holds a state this one may not follow */
     SAGA_PUT_MISSING = 3,     /* the saga's hash does not exist */
-    SAGA_PUT_UNKNOWN = 4      /* no (usable) answer: outcome unknown, retry */
+    SAGA_PUT_UNKNOWN = 4,     /* no (usable) answer: outcome unknown, retry */
+    SAGA_PUT_BOUND = 5        /* a STARTED write whose Idempotency-Key names another
+                                 logged saga: nothing was written */
 };
 
 /* A saga as the log holds it. */
@@ -53,13 +55,27 @@ typedef struct saga_put {
     long long now_wall_ms;
     long long score;          /* deadline, wall-clock ms (non-terminal states) */
     long long ttl_s;          /* lifetime of the hash once terminal */
+    /* The STARTED write binds idem:<idem> to the saga in the same script: the
+     * key and the saga's hash exist both or neither. A key that names another
+     * saga whose hash exists wins (SAGA_PUT_BOUND, nothing written); one that
+     * names a saga without a hash (expired, or left by an older version) is
+     * taken over. NULL or "" when the request had no key. */
+    const char *idem;
+    long long idem_ttl_s;     /* lifetime of the binding */
 } saga_put;
 
-typedef void (*saga_put_cb)(int result, void *arg);
+/* bound: the saga the Idempotency-Key names (SAGA_PUT_BOUND only, else NULL);
+ * valid during the call. */
+typedef void (*saga_put_cb)(int result, const char *bound, void *arg);
 
 /* Sends the write; cb runs exactly once later with an enum saga_put_result,
  * unless the submit fails (returns an error, cb never runs). */
 int saga_log_put(rds_client *r, const saga_put *p, saga_put_cb cb, void *arg) CG_MUSTCHECK;
+
+/* Maps the write script's answer to an enum saga_put_result; for "bound:<id>"
+ * copies the id (a valid saga id, else SAGA_PUT_UNKNOWN) into
+ * bound[MSG_SAGA_ID_LEN + 1]. Pure, for the unit tests. */
+int saga_put_result_parse(const char *answer, char *bound);
 
 /* ---- reads --------------------------------------------------------------- */
 

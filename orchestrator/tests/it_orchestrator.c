@@ -1,7 +1,8 @@
 /* it_orchestrator.c - integration tests of the orchestrator against the real
  * stack with the real stock-svc and order-svc (scripts/services), through its
  * HTTP API: a grant end to end, business failures, bad input that changes
- * nothing, Idempotency-Key repeats, 202 while stock-svc is down, compensation
+ * nothing, Idempotency-Key repeats (also of a key left bound to a saga that
+ * was never logged), 202 while stock-svc is down, compensation
  * when a shard server dies, recovery after SIGKILL in the middle of a burst,
  * two orchestrators at once, and adoption of a dead instance's sagas.
  *
@@ -860,6 +861,54 @@ static void test_idempotency(void)
     TH_CHECK_INT(rows_of_coupon(c), 2);
 }
 
+/* A key bound to a saga that was never logged, as a crash between binding
+ * the key and the STARTED write used to leave it (consistency-test
+ * orchestrator-kill): the retry must get a saga that exists, not 202 with
+ * the phantom's id forever (and 404 from GET /api/grab). */
+static void test_idempotency_unlogged_key(void)
+{
+    long long c = create_coupon(21, 10);
+    char phantom[MSG_SAGA_ID_LEN + 1], got[MSG_SAGA_ID_LEN + 1] = "", key[64], ikey[KEY_MAX];
+    char path[128], state[32];
+    redisReply *r;
+    hres h;
+
+    TH_REQUIRE(c > 0);
+    TH_REQUIRE(msg_saga_id_new(phantom) == CG_OK);
+    snprintf(key, sizeof(key), "it-phantom-%lld-%ld", c, (long)time(NULL));
+    snprintf(ikey, sizeof(ikey), KEY_IDEMPOTENCY_FMT, key);
+    freeReplyObject(rq("SET %s %s EX 600", ikey, phantom));
+    TH_REQUIRE(rint_("EXISTS %s", ikey) == 1);
+    TH_REQUIRE(rint_("EXISTS saga:%s", phantom) == 0);
+
+    TH_CHECK_INT(grab(port1, 3101, c, key, &h), 200);
+    TH_CHECK_INT(jint(&h, "grab_status"), 1);
+    if (jstr(&h, "saga_id") != NULL)
+        snprintf(got, sizeof(got), "%s", jstr(&h, "saga_id"));
+    hres_clear(&h);
+    TH_REQUIRE(msg_saga_id_valid(got));
+    TH_CHECK(strcmp(got, phantom) != 0);
+    saga_state(got, state, sizeof(state));
+    TH_CHECK_STR(state, "COMPLETED");
+    snprintf(path, sizeof(path), "/api/grab/%s", got);
+    TH_CHECK_INT(http_call(port1, EVHTTP_REQ_GET, path, NULL, NULL, &h), 200);
+    TH_CHECK_INT(jint(&h, "grab_status"), 1);
+    hres_clear(&h);
+    /* the key now names the logged saga */
+    r = rq("GET %s", ikey);
+    TH_CHECK(r != NULL && r->type == REDIS_REPLY_STRING && strcmp(r->str, got) == 0);
+    freeReplyObject(r);
+    /* and behaves as any key: a repeat answers that saga, another user 422 */
+    TH_CHECK_INT(grab(port1, 3101, c, key, &h), 200);
+    TH_CHECK_STR(jstr(&h, "saga_id"), got);
+    TH_CHECK_INT(jint(&h, "grab_status"), 1);
+    hres_clear(&h);
+    TH_CHECK_INT(grab(port1, 3102, c, key, &h), 422);
+    hres_clear(&h);
+    TH_CHECK_INT(stock_of(c), 9);
+    TH_CHECK_INT(rows_of_coupon(c), 1);
+}
+
 static void test_pending_when_stock_down(void)
 {
     long long c = create_coupon(15, 10);
@@ -1222,6 +1271,7 @@ int main(int argc, char **argv)
         {"duplicate, out of stock, unknown coupon", test_refusals},
         {"bad input answers 400/404/405/413 and changes nothing", test_bad_input},
         {"Idempotency-Key repeats return the first saga", test_idempotency},
+        {"a key bound to an unlogged saga gets a real saga", test_idempotency_unlogged_key},
         {"202 while stock-svc is down, then the saga finishes", test_pending_when_stock_down},
         {"a dead shard: order failed, compensated, stock back", test_compensation_shard_down},
         {"SIGKILL mid-burst, restart: every saga finishes", test_recovery_after_sigkill},

@@ -1,6 +1,6 @@
 /* test_orch_saga.c - unit tests of the saga state machine (saga.c), the
  * in-memory table and deadline heap (saga_table.c) and the parsing of saga
- * log entries (saga_log.c). */
+ * log entries and write answers (saga_log.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,6 +197,26 @@ static void test_record_parse(void)
     TH_CHECK_INT(saga_record_parse(id, NULL, 0, &r), CG_ERR_NOTFOUND);
 }
 
+static void test_put_result_parse(void)
+{
+    const char *id = "0123456789abcdef0123456789abcdef";
+    char bound[MSG_SAGA_ID_LEN + 1], answer[64];
+
+    TH_CHECK_INT(saga_put_result_parse("ok", bound), SAGA_PUT_OK);
+    TH_CHECK_STR(bound, "");
+    TH_CHECK_INT(saga_put_result_parse("not_owner", bound), SAGA_PUT_NOT_OWNER);
+    TH_CHECK_INT(saga_put_result_parse("stale", bound), SAGA_PUT_STALE);
+    TH_CHECK_INT(saga_put_result_parse("missing", bound), SAGA_PUT_MISSING);
+    snprintf(answer, sizeof(answer), "bound:%s", id);
+    TH_CHECK_INT(saga_put_result_parse(answer, bound), SAGA_PUT_BOUND);
+    TH_CHECK_STR(bound, id);
+    /* a binding that is not a saga id is no answer: the write is retried */
+    TH_CHECK_INT(saga_put_result_parse("bound:", bound), SAGA_PUT_UNKNOWN);
+    TH_CHECK_INT(saga_put_result_parse("bound:xyz", bound), SAGA_PUT_UNKNOWN);
+    TH_CHECK_STR(bound, "");
+    TH_CHECK_INT(saga_put_result_parse("OK", bound), SAGA_PUT_UNKNOWN);
+}
+
 int main(int argc, char **argv)
 {
     static const struct th_test tests[] = {
@@ -205,6 +225,7 @@ int main(int argc, char **argv)
         {"granted and compensation paths", test_paths},
         {"table by id and deadline heap", test_table},
         {"saga log entry parsing", test_record_parse},
+        {"saga log write answers", test_put_result_parse},
     };
 
     return th_main("orch_saga", tests, TH_TABLE_LEN(tests), argc, argv);
