@@ -51,7 +51,7 @@ typedef struct ord_cmd {
     size_t undecided;                /* items not decided by a shard yet */
     size_t unconfirmed;              /* decided items whose reply is not confirmed yet:
                                         waiting for a flush, published, or to be re-sent */
-    const void *mark;                /* the reply being built that references it */
+    const void *mark;                /* the reply being built that references it; NULL otherwise */
     size_t mark_ref;                 /* its index in that reply's refs */
     uint16_t per_shard[SR_MAX_SHARDS];
     ord_item items[];
@@ -498,6 +498,12 @@ static void ord_reply_one(ord_svc *svc)
         }
         pub->refs[cmd->mark_ref].count++;
     }
+    /* A mark is only valid while this reply is built: once the reply is
+     * confirmed and freed, a later one may get the same address, and a stale
+     * mark would count the command's items in a ref of another command (or
+     * past n_refs), so the command would never be acked. */
+    for (size_t i = 0; i < pub->n_refs; i++)
+        pub->refs[i].cmd->mark = NULL;
     log_debug(pub->correlation_id[0] ? pub->correlation_id : pub->message_id,
               "reply of %zu items to %s", b->n, pub->reply_to);
     ord_pub_send(svc, pub);

@@ -448,13 +448,18 @@ static int it_send(enum msg_kind kind, const msg_item *items, size_t n)
     return rc;
 }
 
+/* Orders this test writes directly use coupon ids far above the seeded and
+ * admin-created ones, so that checks of other tests on the same stack never
+ * see them. */
+#define IT_COUPON_BASE 900000
+
 static void it_item(msg_item *it, long long user, long long coupon, long long room)
 {
     memset(it, 0, sizeof(*it));
     if (msg_saga_id_new(it->saga_id) != CG_OK)
         abort();
     it->user_id = user;
-    it->coupon_id = coupon;
+    it->coupon_id = coupon < IT_COUPON_BASE ? IT_COUPON_BASE + coupon : coupon;
     it->room_id = room;
     it->grab_time = 1790000000000LL + (long long)(rand() % 100000000);
 }
@@ -654,6 +659,65 @@ done:
         free(in_shard[s]);
     free(in_all);
     free(items);
+}
+
+/* The unacknowledged count of order.cmd from `scripts/stack queues`, -1
+ * when it cannot be read. */
+static long it_order_cmd_unacked(void)
+{
+    char cmd[1024], line[256], name[128];
+    long ready, unacked, consumers, found = -1;
+    FILE *p;
+
+    snprintf(cmd, sizeof(cmd), "\"%s/scripts/stack\" queues 2>/dev/null", itk_env("REPO_DIR", "."));
+    p = popen(cmd, "r");
+    if (p == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), p) != NULL) {
+        if (sscanf(line, "%127s %ld %ld %ld", name, &ready, &unacked, &consumers) == 4 &&
+            strcmp(name, MSG_QUEUE_ORDER) == 0)
+            found = unacked;
+    }
+    if (pclose(p) != 0)
+        found = -1;
+    return found;
+}
+
+/* Many small commands whose items land on different shards, so that one
+ * reply carries items of several commands and one command's items come back
+ * in several replies (published while earlier ones are confirmed and freed):
+ * every delivery must be acked once its replies are confirmed. */
+static void test_every_delivery_acked(void)
+{
+    enum { N_MSG = 240, PER = 3 };
+    static msg_item items[N_MSG * PER];
+    long long user = 3000000, deadline;
+    long unacked = -1;
+
+    for (int m = 0; m < N_MSG; m++) {
+        for (int k = 0; k < PER; k++) {
+            /* item k of every message on shard (m + k) % 4: three shards each */
+            user = it_user_on((m + k) % IT_SHARDS, user + 1);
+            /* coupon ids far above the ones the stack's other tests create */
+            it_item(&items[m * PER + k], user, 900001 + k, 1 + m % 100);
+        }
+        IT_REQUIRE(it_send(MSG_ORDER_CREATE, &items[m * PER], PER) == 0);
+    }
+    IT_REQUIRE(it_wait_replies(items, N_MSG * PER, 1, IT_REPLY_WAIT_MS));
+    /* Every item answered; the broker must now see no delivery left unacked
+     * (bounded poll: the last acks may still be on their way). */
+    deadline = itk_now_ms() + 10000;
+    do {
+        unacked = it_order_cmd_unacked();
+        if (unacked == 0)
+            break;
+        itk_run_for(base, 200);   /* the loop goes on meanwhile (replies, heartbeats) */
+    } while (itk_now_ms() < deadline);
+    if (unacked != 0)
+        TH_FAIL_AT("%s: %ld deliveries still unacked 10 s after every reply", MSG_QUEUE_ORDER,
+                   unacked);
+done:
+    return;
 }
 
 static void test_duplicate_create(void)
@@ -1070,6 +1134,7 @@ int main(int argc, char **argv)
 {
     static const struct th_test tests[] = {
         {"bulk creates land on their shards", test_bulk_creates},
+        {"small multi-shard commands: every delivery acked", test_every_delivery_acked},
         {"duplicate create: one row, created", test_duplicate_create},
         {"cancel: row gone, barrier, idempotent", test_cancel},
         {"cancel before create: barred, no row", test_cancel_before_create},
