@@ -598,10 +598,14 @@ static void on_request(struct evhttp_request *req, void *arg)
     case ROUTE_NOT_FOUND:
         http_reply_error(req, 404, "not_found", NULL, "no such endpoint");
         return;
-    case ROUTE_BAD_METHOD:
+    case ROUTE_BAD_METHOD: {
+        char allowed[96];
+
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", rm.allow);
-        http_reply_error(req, 405, "method_not_allowed", NULL, rm.allow);
+        snprintf(allowed, sizeof(allowed), "allowed: %s", rm.allow);
+        http_reply_error(req, 405, "method_not_allowed", NULL, allowed);
         return;
+    }
     case ROUTE_BAD_PARAM:
         http_reply_error(req, 400, "bad_request", "saga_id", "expected 32 lower-case hex digits");
         return;
