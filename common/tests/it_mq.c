@@ -35,34 +35,12 @@
         }                                                                 \
     } while (0)
 
-static struct {
-    char host[256];
-    int port;
-    char user[256];
-    char password[256];
-    char vhost[256];
-} it_env;
-
-static void it_copy_env(char *dst, size_t n, const char *name, const char *def)
-{
-    snprintf(dst, n, "%s", itk_env(name, def));
-}
+static itk_amqp it_env;
 
 /* Loads the broker address; the password is read from its file. */
 static int it_env_load(void)
 {
-    const char *pw_file = getenv("RABBITMQ_PASSWORD_FILE");
-    const char *port = getenv("RABBITMQ_PORT");
-
-    it_copy_env(it_env.host, sizeof(it_env.host), "RABBITMQ_HOST", "127.0.0.1");
-    it_copy_env(it_env.user, sizeof(it_env.user), "RABBITMQ_USER", "guest");
-    it_copy_env(it_env.vhost, sizeof(it_env.vhost), "RABBITMQ_VHOST", "/");
-    it_env.port = port ? atoi(port) : 5672;
-    if (pw_file == NULL) {
-        fprintf(stderr, "it_mq: RABBITMQ_PASSWORD_FILE is not set (source run/stack.env)\n");
-        return -1;
-    }
-    return itk_read_secret(pw_file, it_env.password, sizeof(it_env.password));
+    return itk_amqp_load(&it_env, "guest", "/");
 }
 
 static void it_config(mq_config *cfg, const char *name)

@@ -26,6 +26,7 @@
 
 #include "log.h"
 #include "rds.h"
+#include "rds_sync.h"
 #include "itkit.h"
 #include "testhelp.h"
 
@@ -143,43 +144,19 @@ static int cmd_wait(rds_client *c, rds_lease *lease, struct result *res, const c
     return rc != CG_OK ? rc : res->status;
 }
 
-/* Blocking query to an instance, for checks on the stack; NULL on failure. */
-static redisReply *query(const char *host, int port, const char *fmt, ...)
-{
-    struct timeval tv = {1, 0};
-    redisContext *ctx = redisConnectWithTimeout(host, port, tv);
-    redisReply *r = NULL;
-    va_list ap;
-
-    if (ctx != NULL && ctx->err == 0 && redisSetTimeout(ctx, tv) == REDIS_OK) {
-        va_start(ap, fmt);
-        r = redisvCommand(ctx, fmt, ap);
-        va_end(ap);
-    }
-    redisFree(ctx);
-    return r;
-}
+#define IT_QUERY_TIMEOUT_MS 1000
 
 /* The master address the first answering sentinel gives, "host:port"; "" if none. */
 static void sentinel_master(char *out, size_t size)
 {
-    char list[1024], *save = NULL;
+    char ip[64];
+    int port = 0;
+    cg_error err;
 
     out[0] = '\0';
-    snprintf(list, sizeof(list), "%s", sentinels);
-    for (char *item = strtok_r(list, ",", &save); item != NULL && out[0] == '\0';
-         item = strtok_r(NULL, ",", &save)) {
-        char *colon = strrchr(item, ':');
-        redisReply *r;
-
-        if (colon == NULL)
-            continue;
-        *colon = '\0';
-        r = query(item, atoi(colon + 1), "SENTINEL get-master-addr-by-name %s", master_name);
-        if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2)
-            snprintf(out, size, "%s:%s", r->element[0]->str, r->element[1]->str);
-        freeReplyObject(r);
-    }
+    if (rds_sync_sentinel_view(sentinels, master_name, IT_QUERY_TIMEOUT_MS, ip, sizeof(ip), &port,
+                               &err) == CG_OK)
+        snprintf(out, size, "%s:%d", ip, port);
 }
 
 static int master_port(rds_client *c)
@@ -315,7 +292,7 @@ static int rejoined(void *arg)
     if (itk_now_ms() < j->next_poll)
         return 0;
     j->next_poll = itk_now_ms() + 200;
-    r = query("127.0.0.1", j->port, "ROLE");
+    r = rds_sync_query("127.0.0.1", j->port, IT_QUERY_TIMEOUT_MS, "ROLE");
     ok = r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements >= 4 &&
          strcmp(r->element[0]->str, "slave") == 0 &&
          strcmp(r->element[3]->str, "connected") == 0;
@@ -327,7 +304,8 @@ static int rejoined(void *arg)
         if ((colon = strrchr(item, ':')) == NULL)
             continue;
         *colon = '\0';
-        r = query(item, atoi(colon + 1), "SENTINEL replicas %s", master_name);
+        r = rds_sync_query(item, atoi(colon + 1), IT_QUERY_TIMEOUT_MS, "SENTINEL replicas %s",
+                           master_name);
         for (size_t i = 0; r != NULL && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
             redisReply *e = r->element[i];
             const char *port = NULL, *flags = NULL;

@@ -53,6 +53,29 @@ static inline int itk_read_secret(const char *path, char *buf, size_t size)
     return 0;
 }
 
+/* The broker settings from the stack's environment. */
+typedef struct itk_amqp {
+    char host[256];
+    int port;
+    char user[256];
+    char password[256];
+    char vhost[256];
+} itk_amqp;
+
+/* Loads RABBITMQ_HOST, _PORT, _USER and _VHOST (user and vhost fall back to
+ * the given defaults) and reads the password from RABBITMQ_PASSWORD_FILE;
+ * 0 on success, -1 (and a message on stderr) otherwise. */
+static inline int itk_amqp_load(itk_amqp *a, const char *def_user, const char *def_vhost)
+{
+    const char *port = getenv("RABBITMQ_PORT");
+
+    snprintf(a->host, sizeof(a->host), "%s", itk_env("RABBITMQ_HOST", "127.0.0.1"));
+    snprintf(a->user, sizeof(a->user), "%s", itk_env("RABBITMQ_USER", def_user));
+    snprintf(a->vhost, sizeof(a->vhost), "%s", itk_env("RABBITMQ_VHOST", def_vhost));
+    a->port = port ? atoi(port) : 5672;
+    return itk_read_secret(getenv("RABBITMQ_PASSWORD_FILE"), a->password, sizeof(a->password));
+}
+
 /* Runs $REPO_DIR/scripts/<script> with the formatted arguments, its output
  * on stderr; returns the exit status (-1 when it could not run). */
 static inline int itk_script(const char *script, const char *fmt, ...)

@@ -9,33 +9,9 @@
 
 #include "keys.h"
 #include "log.h"
+#include "rds_sync.h"
 
 #define CT_PIPELINE 512   /* commands appended before their replies are read */
-
-static struct timeval ct_tv(long long ms)
-{
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-
-    return tv;
-}
-
-/* Opens a connection with both timeouts, or NULL (message in err). */
-static redisContext *ct_redis_open(const char *ip, int port, long long timeout_ms, cg_error *err)
-{
-    struct timeval tv = ct_tv(timeout_ms);
-    redisContext *rc = redisConnectWithTimeout(ip, port, tv);
-
-    if (rc == NULL) {
-        cg_error_set(err, CG_ERR_NOMEM, "redis %s:%d: out of memory", ip, port);
-        return NULL;
-    }
-    if (rc->err != 0 || redisSetTimeout(rc, tv) != REDIS_OK) {
-        cg_error_set(err, CG_ERR_IO, "redis %s:%d: %s", ip, port, rc->errstr);
-        redisFree(rc);
-        return NULL;
-    }
-    return rc;
-}
 
 static int ct_redis_vcmd(redisContext *rc, redisReply **reply, cg_error *err, const char *fmt,
                          va_list ap)
@@ -57,112 +33,14 @@ int ct_redis_cmd(redisContext *rc, redisReply **reply, cg_error *err, const char
     return status;
 }
 
-/* Asks one sentinel for the master's address. */
-static int ct_redis_ask_sentinel(const ct_conf *conf, const char *ip, int port, char *mip,
-                                 size_t mip_len, int *mport, cg_error *err)
-{
-    redisContext *s = ct_redis_open(ip, port, conf->redis_timeout_ms, err);
-    redisReply *r = NULL;
-    int status;
-
-    if (s == NULL)
-        return CG_ERR_IO;
-    status = ct_redis_cmd(s, &r, err, "SENTINEL get-master-addr-by-name %s",
-                          conf->sentinel_master_name);
-    if (status != CG_OK)
-        goto done;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
-        r->element[1]->type != REDIS_REPLY_STRING) {
-        status = cg_error_set(err, CG_ERR_PROTOCOL, "sentinel %s:%d does not know master %s", ip,
-                              port, conf->sentinel_master_name);
-        goto done;
-    }
-    snprintf(mip, mip_len, "%s", r->element[0]->str);
-    *mport = atoi(r->element[1]->str);
-    status = CG_OK;
-done:
-    if (r != NULL)
-        freeReplyObject(r);
-    redisFree(s);
-    return status;
-}
-
-/* Connects to ip:port and checks that ROLE says master. */
-static int ct_redis_open_master(const ct_conf *conf, const char *ip, int port, redisContext **out,
-                                cg_error *err)
-{
-    redisContext *m = ct_redis_open(ip, port, conf->redis_timeout_ms, err);
-    redisReply *r = NULL;
-    int status;
-
-    *out = NULL;
-    if (m == NULL)
-        return CG_ERR_IO;
-    if (conf->redis_password != NULL) {
-        status = ct_redis_cmd(m, &r, err, "AUTH %s", conf->redis_password);
-        if (status != CG_OK)
-            goto done;
-        if (r->type == REDIS_REPLY_ERROR) {
-            status = cg_error_set(err, CG_ERR_INVALID, "redis %s:%d: AUTH: %s", ip, port, r->str);
-            goto done;
-        }
-        freeReplyObject(r);
-        r = NULL;
-    }
-    status = ct_redis_cmd(m, &r, err, "ROLE");
-    if (status != CG_OK)
-        goto done;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 || r->element[0]->type != REDIS_REPLY_STRING ||
-        strcmp(r->element[0]->str, "master") != 0) {
-        status = cg_error_set(err, CG_ERR_STATE, "redis %s:%d: ROLE is not master", ip, port);
-        goto done;
-    }
-    *out = m;
-    m = NULL;
-    status = CG_OK;
-done:
-    if (r != NULL)
-        freeReplyObject(r);
-    if (m != NULL)
-        redisFree(m);
-    return status;
-}
-
 int ct_redis_connect(const ct_conf *conf, redisContext **out, char *master, size_t master_len,
                      cg_error *err)
 {
-    const char *p = conf->sentinel_addrs;
-    int status = cg_error_set(err, CG_ERR_INVALID, "setting 'sentinel_addrs' is empty");
+    /* one round over the sentinels, as a check is a snapshot */
+    rds_sync_opts o = {conf->sentinel_addrs, conf->sentinel_master_name,
+                       (int)conf->redis_timeout_ms, 0, conf->redis_password, LOG_LEVEL_INFO};
 
-    *out = NULL;
-    while (p != NULL && *p != '\0') {
-        const char *end = strchr(p, ','), *colon;
-        char addr[128], ip[64], mip[64];
-        int port, mport = 0;
-
-        snprintf(addr, sizeof(addr), "%.*s", end ? (int)(end - p) : (int)strlen(p), p);
-        p = end ? end + 1 : NULL;
-        colon = strrchr(addr, ':');
-        if (colon == NULL) {
-            status = cg_error_set(err, CG_ERR_INVALID, "sentinel address '%s': expected ip:port", addr);
-            continue;
-        }
-        snprintf(ip, sizeof(ip), "%.*s", (int)(colon - addr), addr);
-        port = atoi(colon + 1);
-        status = ct_redis_ask_sentinel(conf, ip, port, mip, sizeof(mip), &mport, err);
-        if (status != CG_OK) {
-            log_info("-", "sentinel %s: %s", addr, err ? err->msg : "failed");
-            continue;
-        }
-        status = ct_redis_open_master(conf, mip, mport, out, err);
-        if (status == CG_OK) {
-            if (master != NULL)
-                snprintf(master, master_len, "%s:%d", mip, mport);
-            return CG_OK;
-        }
-        log_info("-", "master %s:%d from sentinel %s: %s", mip, mport, addr, err ? err->msg : "");
-    }
-    return status;
+    return rds_sync_master(&o, out, master, master_len, NULL, err);
 }
 
 /* Parses an integer reply or bulk string; CT_VALUE_MISSING for nil. */

@@ -34,6 +34,7 @@
 #include "keys.h"
 #include "log.h"
 #include "msg.h"
+#include "rds_sync.h"
 #include "sr_map.h"
 #include "testhelp.h"
 
@@ -102,46 +103,19 @@ static void bring_back(void)
         order_svc_stopped = 0;
 }
 
-/* The master address the sentinels give; blocking, for checks. */
+/* A new connection to the master the sentinels give (one round, ROLE
+ * checked); blocking, for checks. */
 static int redis_connect(void)
 {
-    char list[1024], *save = NULL;
-    const char *master = itk_env("SENTINEL_MASTER_NAME", "grab");
-    struct timeval tv = {2, 0};
+    rds_sync_opts o = {itk_env("SENTINEL_ADDRS", ""), itk_env("SENTINEL_MASTER_NAME", "grab"),
+                       2000, 0, NULL, LOG_LEVEL_DEBUG};
+    cg_error err;
 
     if (rc != NULL) {
         redisFree(rc);
         rc = NULL;
     }
-    snprintf(list, sizeof(list), "%s", itk_env("SENTINEL_ADDRS", ""));
-    for (char *item = strtok_r(list, ",", &save); item != NULL && rc == NULL;
-         item = strtok_r(NULL, ",", &save)) {
-        char *colon = strrchr(item, ':');
-        redisContext *s;
-        redisReply *r;
-
-        if (colon == NULL)
-            continue;
-        *colon = '\0';
-        s = redisConnectWithTimeout(item, atoi(colon + 1), tv);
-        if (s == NULL || s->err) {
-            redisFree(s);
-            continue;
-        }
-        r = redisCommand(s, "SENTINEL get-master-addr-by-name %s", master);
-        if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
-            rc = redisConnectWithTimeout(r->element[0]->str, atoi(r->element[1]->str), tv);
-            if (rc != NULL && rc->err) {
-                redisFree(rc);
-                rc = NULL;
-            }
-            if (rc != NULL)
-                redisSetTimeout(rc, tv);
-        }
-        freeReplyObject(r);
-        redisFree(s);
-    }
-    return rc != NULL ? 0 : -1;
+    return rds_sync_master(&o, &rc, NULL, 0, NULL, &err) == CG_OK ? 0 : -1;
 }
 
 static redisReply *rq(const char *fmt, ...)

@@ -52,7 +52,7 @@
 /* ---- environment -------------------------------------------------------- */
 
 static struct {
-    char amqp_password[256];
+    itk_amqp amqp;
     char db_password[256];
     const char *db_user;
     char shard_spec[IT_SHARDS][IT_ADDR_BUF];
@@ -64,8 +64,7 @@ static int it_env_load(void)
 {
     const char *shards = itk_env("MARIADB_SHARDS", NULL), *p, *end;
 
-    if (itk_read_secret(itk_env("RABBITMQ_PASSWORD_FILE", NULL), env.amqp_password,
-                        sizeof(env.amqp_password)) != 0 ||
+    if (itk_amqp_load(&env.amqp, "grab", "grab") != 0 ||
         itk_read_secret(itk_env("MARIADB_PASSWORD_FILE", NULL), env.db_password,
                         sizeof(env.db_password)) != 0)
         return -1;
@@ -1107,11 +1106,11 @@ static int it_setup(void)
     topo.queues = queues;
     topo.bindings = bindings;
     mq_config_defaults(&cfg);
-    cfg.host = itk_env("RABBITMQ_HOST", "127.0.0.1");
-    cfg.port = atoi(itk_env("RABBITMQ_PORT", "5672"));
-    cfg.user = itk_env("RABBITMQ_USER", "grab");
-    cfg.password = env.amqp_password;
-    cfg.vhost = itk_env("RABBITMQ_VHOST", "grab");
+    cfg.host = env.amqp.host;
+    cfg.port = env.amqp.port;
+    cfg.user = env.amqp.user;
+    cfg.password = env.amqp.password;
+    cfg.vhost = env.amqp.vhost;
     cfg.name = "it_order";
     mq = mq_client_new(base, &cfg, &topo, NULL, NULL, &err);
     if (mq == NULL || mq_consume(mq, reply_queue, it_on_reply, NULL) != CG_OK ||

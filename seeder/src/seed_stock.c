@@ -1,255 +1,34 @@
 /* seed_stock.c - stock into Redis through Sentinel, blocking; see seed_stock.h. */
 #include "seed_stock.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
-#include <time.h>
 
 #include "keys.h"
 #include "log.h"
+#include "rds_sync.h"
 
-#define SEED_RETRY_PAUSE_MS 200
-#define SEED_STR_(x) #x
-#define SEED_STR(x) SEED_STR_(x)
-#define SEED_IP_MAX 48           /* an IPv6 address with room to spare */
 #define SEED_MISMATCH_SHOWN 10   /* per-coupon warnings before only the count is told */
-
-static long long seed_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void seed_pause_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
-static struct timeval seed_tv(int ms)
-{
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-
-    return tv;
-}
-
-/* A hiredis context's failure as a status and message. A blocking socket
- * whose SO_RCVTIMEO passed reports EAGAIN. */
-static int seed_redis_fail(redisContext *c, const char *addr, const char *what, cg_error *err)
-{
-    int timeout = c != NULL && c->err == REDIS_ERR_IO &&
-                  (errno == EAGAIN || errno == EWOULDBLOCK ||
-                   strstr(c->errstr, "temporarily unavailable") != NULL);
-
-    return cg_error_set(err, timeout ? CG_ERR_TIMEOUT : CG_ERR_IO, "redis %s: %s: %s", addr, what,
-                        c == NULL ? "cannot allocate a context"
-                                  : timeout ? "timed out" : c->errstr);
-}
-
-/* A connection to ip:port with both timeouts set; NULL and err on failure. */
-static redisContext *seed_connect(const char *ip, int port, int timeout_ms, cg_error *err)
-{
-    char addr[SEED_STOCK_ADDR_MAX];
-    redisContext *c;
-
-    snprintf(addr, sizeof(addr), "%s:%d", ip, port);
-    c = redisConnectWithTimeout(ip, port, seed_tv(timeout_ms));
-    if (c == NULL || c->err != 0 || redisSetTimeout(c, seed_tv(timeout_ms)) != REDIS_OK) {
-        seed_redis_fail(c, addr, "connect", err);
-        if (c != NULL)
-            redisFree(c);
-        return NULL;
-    }
-    return c;
-}
-
-/* Splits "ip:port" into host (SEED_STOCK_ADDR_MAX bytes) and *port. */
-static int seed_parse_addr(const char *addr, char *host, int *port, cg_error *err)
-{
-    char *colon = NULL, *end = NULL;
-    long p = 0;
-
-    if (strlen(addr) < SEED_STOCK_ADDR_MAX) {
-        snprintf(host, SEED_STOCK_ADDR_MAX, "%s", addr);
-        colon = strrchr(host, ':');
-    }
-    if (colon != NULL) {
-        *colon = '\0';
-        p = strtol(colon + 1, &end, 10);
-    }
-    if (colon == NULL || colon == host || *end != '\0' || p < 1 || p > 65535)
-        return cg_error_set(err, CG_ERR_INVALID, "setting 'sentinels': \"%s\" is not ip:port", addr);
-    *port = (int)p;
-    return CG_OK;
-}
 
 int seed_redis_check_sentinels(const char *sentinels, cg_error *err)
 {
-    char host[SEED_STOCK_ADDR_MAX], one[SEED_STOCK_ADDR_MAX + 1];
-    int port, rc = CG_OK;
-
-    if (sentinels == NULL || sentinels[0] == '\0')
-        return cg_error_set(err, CG_ERR_INVALID, "setting 'sentinels' is empty");
-    for (const char *p = sentinels; rc == CG_OK; p++) {
-        size_t len = strcspn(p, ",");
-
-        snprintf(one, sizeof(one), "%.*s", (int)(len < sizeof(one) - 1 ? len : sizeof(one) - 1), p);
-        rc = len < sizeof(one) - 1 ? seed_parse_addr(one, host, &port, err)
-                                   : cg_error_set(err, CG_ERR_INVALID, "setting 'sentinels': an "
-                                                  "entry is too long");
-        p += len;
-        if (*p == '\0')
-            break;
-    }
-    return rc;
-}
-
-/* Asks one sentinel; fills ip/port of the master it names. */
-static int seed_ask_sentinel(const char *sentinel, const char *master_name, int timeout_ms,
-                             char *ip, size_t iplen, int *port, cg_error *err)
-{
-    char host[SEED_STOCK_ADDR_MAX];
-    redisContext *c = NULL;
-    redisReply *rep = NULL;
-    int sport = 0, rc;
-
-    if ((rc = seed_parse_addr(sentinel, host, &sport, err)) != CG_OK)
-        goto done;
-    if ((c = seed_connect(host, sport, timeout_ms, err)) == NULL) {
-        rc = err != NULL ? err->code : CG_ERR_IO;
-        goto done;
-    }
-    rep = redisCommand(c, "SENTINEL get-master-addr-by-name %s", master_name);
-    if (rep == NULL) {
-        rc = seed_redis_fail(c, sentinel, "SENTINEL get-master-addr-by-name", err);
-        goto done;
-    }
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
-        rep->element[0]->type != REDIS_REPLY_STRING || rep->element[1]->type != REDIS_REPLY_STRING) {
-        rc = cg_error_set(err, CG_ERR_NOTFOUND, "sentinel %s does not know master '%s'%s%s",
-                          sentinel, master_name, rep->type == REDIS_REPLY_ERROR ? ": " : "",
-                          rep->type == REDIS_REPLY_ERROR ? rep->str : "");
-        goto done;
-    }
-    snprintf(ip, iplen, "%s", rep->element[0]->str);
-    *port = atoi(rep->element[1]->str);
-    rc = CG_OK;
-
-done:
-    if (rep != NULL)
-        freeReplyObject(rep);
-    if (c != NULL)
-        redisFree(c);
-    return rc;
-}
-
-/* Connects to ip:port and keeps the connection when ROLE says master. */
-static int seed_try_master(seed_redis *r, const char *ip, int port, cg_error *err)
-{
-    redisContext *c = NULL;
-    redisReply *rep = NULL;
-    int rc;
-
-    snprintf(r->addr, sizeof(r->addr), "%s:%d", ip, port);
-    if ((c = seed_connect(ip, port, r->timeout_ms, err)) == NULL) {
-        rc = err != NULL ? err->code : CG_ERR_IO;
-        goto done;
-    }
-    if ((rep = redisCommand(c, "ROLE")) == NULL) {
-        rc = seed_redis_fail(c, r->addr, "ROLE", err);
-        goto done;
-    }
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
-        rep->element[0]->type != REDIS_REPLY_STRING || strcmp(rep->element[0]->str, "master") != 0) {
-        rc = cg_error_set(err, CG_ERR_STATE, "redis %s: the sentinels name it master, ROLE says %s",
-                          r->addr, rep->type == REDIS_REPLY_ARRAY && rep->elements > 0 &&
-                                       rep->element[0]->type == REDIS_REPLY_STRING
-                                   ? rep->element[0]->str : "something else");
-        goto done;
-    }
-    r->replicas = rep->elements >= 3 && rep->element[2]->type == REDIS_REPLY_ARRAY
-                      ? (int)rep->element[2]->elements : 0;
-    r->ctx = c;
-    c = NULL;
-    rc = CG_OK;
-
-done:
-    if (rep != NULL)
-        freeReplyObject(rep);
-    if (c != NULL)
-        redisFree(c);
-    return rc;
+    return rds_sync_check_sentinels(sentinels, err);
 }
 
 int seed_redis_connect(const char *sentinels, const char *master_name, int timeout_ms,
                        seed_redis *r, cg_error *err)
 {
-    long long deadline = seed_now_ms() + SEED_STOCK_DISCOVER_MS;
-    char *list = NULL, *save = NULL, *s, ip[SEED_IP_MAX];
-    const char *why = "gave up after " SEED_STR(SEED_STOCK_DISCOVER_MS) " ms";
-    int port = 0, rc = CG_ERR_INVALID, round = 0;
+    rds_sync_opts o = {sentinels, master_name, timeout_ms, SEED_STOCK_DISCOVER_MS, NULL,
+                       LOG_LEVEL_WARN};
+    int rc;
 
     memset(r, 0, sizeof(*r));
     r->timeout_ms = timeout_ms;
-    if (sentinels == NULL || sentinels[0] == '\0' || master_name == NULL)
-        return cg_error_set(err, CG_ERR_INVALID, "settings 'sentinels' and 'sentinel_master' are required");
-    for (;;) {
-        int asked = 0, unknown = 0;
-
-        free(list);
-        if ((list = strdup(sentinels)) == NULL) {
-            rc = cg_error_set(err, CG_ERR_NOMEM, "out of memory");
-            goto done;
-        }
-        for (s = strtok_r(list, ",", &save); s != NULL; s = strtok_r(NULL, ",", &save)) {
-            rc = seed_ask_sentinel(s, master_name, timeout_ms, ip, sizeof(ip), &port, err);
-            asked++;
-            unknown += rc == CG_ERR_NOTFOUND;
-            if (rc == CG_ERR_INVALID)
-                goto done;
-            if (rc != CG_OK) {
-                /* told once; the retries say it at debug level */
-                log_at(round == 0 ? LOG_LEVEL_WARN : LOG_LEVEL_DEBUG, "-", "%s",
-                       err != NULL ? err->msg : "sentinel failed");
-                continue;
-            }
-            rc = seed_try_master(r, ip, port, err);
-            if (rc == CG_OK) {
-                log_info("-", "redis: master %s (named by sentinel %s), %d replica%s", r->addr, s,
-                         r->replicas, r->replicas == 1 ? "" : "s");
-                goto done;
-            }
-            log_at(round == 0 ? LOG_LEVEL_WARN : LOG_LEVEL_DEBUG, "-", "%s",
-                   err != NULL ? err->msg : "master check failed");
-        }
-        round++;
-        /* Every sentinel answers and none knows the name: a wrong name, not a failover. */
-        if (asked > 0 && unknown == asked) {
-            why = "none knows the name";
-            break;
-        }
-        if (seed_now_ms() + SEED_RETRY_PAUSE_MS >= deadline)
-            break;
-        seed_pause_ms(SEED_RETRY_PAUSE_MS);
-    }
-    {
-        char last[CG_ERROR_MSG_MAX];
-
-        snprintf(last, sizeof(last), "%s", err != NULL ? err->msg : "?");
-        rc = cg_error_set(err, rc != CG_OK ? rc : CG_ERR_STATE,
-                          "no Redis master for '%s' through sentinels %s (%s; last: %s)",
-                          master_name, sentinels, why, last);
-    }
-
-done:
-    free(list);
+    rc = rds_sync_master(&o, &r->ctx, r->addr, sizeof(r->addr), &r->replicas, err);
+    if (rc == CG_OK)
+        log_info("-", "redis: master %s, %d replica%s", r->addr, r->replicas,
+                 r->replicas == 1 ? "" : "s");
     return rc;
 }
 
@@ -374,7 +153,7 @@ static int seed_read_coupon(seed_redis *r, const seed_coupon *c, int reset,
 
     for (int i = 0; i < queued + 2 && rc == CG_OK; i++) {
         if (redisGetReply(r->ctx, &vp) != REDIS_OK || vp == NULL)
-            return seed_redis_fail(r->ctx, r->addr, "reading the stock transactions' replies", err);
+            return rds_sync_fail(r->ctx, r->addr, "reading the stock transactions' replies", err);
         rep = vp;
         if (i == queued + 1)
             rc = seed_check_exec(r, c, reset, rep, out, err);
@@ -418,14 +197,14 @@ int seed_stock_wait_replicas(seed_redis *r, int timeout_ms, long long *acked, cg
 
     *acked = 0;
     /* The server holds the answer up to timeout_ms: the socket must wait longer. */
-    if (redisSetTimeout(r->ctx, seed_tv(timeout_ms + r->timeout_ms)) != REDIS_OK)
-        return seed_redis_fail(r->ctx, r->addr, "setting the WAIT timeout", err);
+    if (redisSetTimeout(r->ctx, rds_sync_tv(timeout_ms + r->timeout_ms)) != REDIS_OK)
+        return rds_sync_fail(r->ctx, r->addr, "setting the WAIT timeout", err);
     rep = redisCommand(r->ctx, "WAIT %d %d", r->replicas, timeout_ms);
     if (rep == NULL)
-        return seed_redis_fail(r->ctx, r->addr, "WAIT", err);
-    if (redisSetTimeout(r->ctx, seed_tv(r->timeout_ms)) != REDIS_OK) {
+        return rds_sync_fail(r->ctx, r->addr, "WAIT", err);
+    if (redisSetTimeout(r->ctx, rds_sync_tv(r->timeout_ms)) != REDIS_OK) {
         freeReplyObject(rep);
-        return seed_redis_fail(r->ctx, r->addr, "setting the timeout back", err);
+        return rds_sync_fail(r->ctx, r->addr, "setting the timeout back", err);
     }
     if (rep->type == REDIS_REPLY_INTEGER) {
         *acked = rep->integer;

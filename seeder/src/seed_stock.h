@@ -22,7 +22,7 @@
 
 #define SEED_STOCK_CHUNK 100          /* coupons per pipelined round trip */
 #define SEED_STOCK_DISCOVER_MS 10000  /* bound on finding a master that says so */
-#define SEED_STOCK_ADDR_MAX 80
+#define SEED_STOCK_ADDR_MAX 80          /* RDS_SYNC_ADDR_MAX */
 
 /* What happened to one coupon's stock. */
 enum seed_stock_action {

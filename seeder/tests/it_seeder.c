@@ -22,6 +22,7 @@
 #include "itkit.h"
 #include "keys.h"
 #include "log.h"
+#include "rds_sync.h"
 #include "testhelp.h"
 
 #define N_USERS 2000
@@ -90,40 +91,16 @@ static void sql_exec(const char *sql)
         TH_FAIL_AT("%s: %s", sql, db == NULL ? "no connection" : err.msg);
 }
 
-/* A blocking connection to the master the sentinels name. */
+/* A blocking connection to the master the sentinels name (one round, ROLE
+ * checked); a failure is recorded. */
 static redisContext *redis_master(void)
 {
-    struct timeval tv = {2, 0};
-    char host[64], *colon;
-    redisContext *s = NULL, *m = NULL;
-    redisReply *r = NULL;
+    rds_sync_opts o = {sentinels, master_name, 2000, 0, NULL, LOG_LEVEL_DEBUG};
+    redisContext *m = NULL;
+    cg_error err;
 
-    snprintf(host, sizeof(host), "%.*s", (int)strcspn(sentinels, ","), sentinels);
-    colon = strrchr(host, ':');
-    if (colon == NULL) {
-        TH_FAIL_AT("SENTINEL_ADDRS \"%s\" is not ip:port,...", sentinels);
-        return NULL;
-    }
-    *colon = '\0';
-    s = redisConnectWithTimeout(host, atoi(colon + 1), tv);
-    if (s == NULL || s->err || redisSetTimeout(s, tv) != REDIS_OK ||
-        (r = redisCommand(s, "SENTINEL get-master-addr-by-name %s", master_name)) == NULL ||
-        r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-        TH_FAIL_AT("sentinel %s:%s does not name the master", host, colon + 1);
-        goto done;
-    }
-    m = redisConnectWithTimeout(r->element[0]->str, atoi(r->element[1]->str), tv);
-    if (m == NULL || m->err || redisSetTimeout(m, tv) != REDIS_OK) {
-        TH_FAIL_AT("cannot connect to the master %s:%s", r->element[0]->str, r->element[1]->str);
-        if (m != NULL)
-            redisFree(m);
-        m = NULL;
-    }
-done:
-    if (r != NULL)
-        freeReplyObject(r);
-    if (s != NULL)
-        redisFree(s);
+    if (rds_sync_master(&o, &m, NULL, 0, NULL, &err) != CG_OK)
+        TH_FAIL_AT("%s", err.msg);
     return m;
 }
 

@@ -36,6 +36,7 @@
 #include "log.h"
 #include "mq.h"
 #include "msg.h"
+#include "rds_sync.h"
 #include "testhelp.h"
 
 /* Like TH_REQUIRE, but jumps to the test's cleanup instead of returning. */
@@ -63,13 +64,7 @@ static pid_t child_pid;             /* the second instance, when running */
 static char child_log[600];
 static char main_log[600];
 
-static struct {
-    char host[256];
-    int port;
-    char user[256];
-    char password[256];
-    char vhost[256];
-} amqp;
+static itk_amqp amqp;
 
 /* ---- answers ----------------------------------------------------------------- */
 
@@ -360,53 +355,22 @@ static it_tally it_count(const char (*ids)[MSG_SAGA_ID_LEN + 1], int n)
 
 static redisContext *rctx;
 
-static redisReply *it_query(const char *host, int port, const char *fmt, ...)
-{
-    struct timeval tv = {2, 0};
-    redisContext *ctx = redisConnectWithTimeout(host, port, tv);
-    redisReply *r = NULL;
-    va_list ap;
+#define IT_REDIS_TIMEOUT_MS 2000
 
-    if (ctx != NULL && ctx->err == 0 && redisSetTimeout(ctx, tv) == REDIS_OK) {
-        va_start(ap, fmt);
-        r = redisvCommand(ctx, fmt, ap);
-        va_end(ap);
-    }
-    redisFree(ctx);
-    return r;
-}
-
-/* Connects to the master the first answering sentinel names. */
+/* Connects to the master the sentinels name (one round, ROLE checked);
+ * again after a failed command. */
 static int it_redis_connect(void)
 {
-    char list[1024], *save = NULL;
-    struct timeval tv = {2, 0};
+    rds_sync_opts o = {itk_env("SENTINEL_ADDRS", "127.0.0.1:17010"),
+                       itk_env("SENTINEL_MASTER_NAME", "grab"), IT_REDIS_TIMEOUT_MS, 0, NULL,
+                       LOG_LEVEL_DEBUG};
+    cg_error err;
 
     if (rctx != NULL && rctx->err == 0)
         return 0;
     redisFree(rctx);
     rctx = NULL;
-    snprintf(list, sizeof(list), "%s", itk_env("SENTINEL_ADDRS", "127.0.0.1:17010"));
-    for (char *s = strtok_r(list, ",", &save); s != NULL && rctx == NULL;
-         s = strtok_r(NULL, ",", &save)) {
-        char *colon = strrchr(s, ':');
-        redisReply *r;
-
-        if (colon == NULL)
-            continue;
-        *colon = '\0';
-        r = it_query(s, atoi(colon + 1), "SENTINEL get-master-addr-by-name %s",
-                     itk_env("SENTINEL_MASTER_NAME", "grab"));
-        if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
-            rctx = redisConnectWithTimeout(r->element[0]->str, atoi(r->element[1]->str), tv);
-            if (rctx != NULL && (rctx->err != 0 || redisSetTimeout(rctx, tv) != REDIS_OK)) {
-                redisFree(rctx);
-                rctx = NULL;
-            }
-        }
-        freeReplyObject(r);
-    }
-    return rctx != NULL ? 0 : -1;
+    return rds_sync_master(&o, &rctx, NULL, 0, NULL, &err) == CG_OK ? 0 : -1;
 }
 
 static redisReply *it_redis(const char *fmt, ...)
@@ -1307,24 +1271,14 @@ done:
 
 static int it_master_port(void)
 {
-    char list[1024], *save = NULL;
+    char ip[64];
     int port = 0;
+    cg_error err;
 
-    snprintf(list, sizeof(list), "%s", itk_env("SENTINEL_ADDRS", "127.0.0.1:17010"));
-    for (char *s = strtok_r(list, ",", &save); s != NULL && port == 0;
-         s = strtok_r(NULL, ",", &save)) {
-        char *colon = strrchr(s, ':');
-        redisReply *r;
-
-        if (colon == NULL)
-            continue;
-        *colon = '\0';
-        r = it_query(s, atoi(colon + 1), "SENTINEL get-master-addr-by-name %s",
-                     itk_env("SENTINEL_MASTER_NAME", "grab"));
-        if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2)
-            port = atoi(r->element[1]->str);
-        freeReplyObject(r);
-    }
+    if (rds_sync_sentinel_view(itk_env("SENTINEL_ADDRS", "127.0.0.1:17010"),
+                               itk_env("SENTINEL_MASTER_NAME", "grab"), IT_REDIS_TIMEOUT_MS, ip,
+                               sizeof(ip), &port, &err) != CG_OK)
+        port = 0;
     return port;
 }
 
@@ -1343,7 +1297,7 @@ static int it_pred_rejoined(void *arg)
     if (itk_now_ms() < j->next_poll)
         return 0;
     j->next_poll = itk_now_ms() + 200;
-    r = it_query("127.0.0.1", j->port, "ROLE");
+    r = rds_sync_query("127.0.0.1", j->port, IT_REDIS_TIMEOUT_MS, "ROLE");
     ok = r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements >= 4 &&
          strcmp(r->element[0]->str, "slave") == 0 && strcmp(r->element[3]->str, "connected") == 0;
     freeReplyObject(r);
@@ -1489,13 +1443,8 @@ static int it_setup(void)
     mq_topology base_topo, topo;
     mq_config cfg;
     cg_error err = {0, ""};
-    const char *port = getenv("RABBITMQ_PORT");
 
-    snprintf(amqp.host, sizeof(amqp.host), "%s", itk_env("RABBITMQ_HOST", "127.0.0.1"));
-    snprintf(amqp.user, sizeof(amqp.user), "%s", itk_env("RABBITMQ_USER", "grab"));
-    snprintf(amqp.vhost, sizeof(amqp.vhost), "%s", itk_env("RABBITMQ_VHOST", "grab"));
-    amqp.port = port ? atoi(port) : 5672;
-    if (itk_read_secret(getenv("RABBITMQ_PASSWORD_FILE"), amqp.password, sizeof(amqp.password)))
+    if (itk_amqp_load(&amqp, "grab", "grab") != 0)
         return -1;
     snprintf(main_log, sizeof(main_log), "%s/logs/stock-svc.log", itk_env("STACK_DIR", "run"));
     snprintf(child_log, sizeof(child_log), "%s/logs/stock-svc-it2.log",
