@@ -27,14 +27,6 @@
 #include "testhelp.h"
 
 /* Like TH_REQUIRE, but jumps to the test's cleanup instead of returning. */
-#define IT_REQUIRE(cond)                                                  \
-    do {                                                                  \
-        if (!(cond)) {                                                    \
-            TH_FAIL_AT("requirement failed: %s", #cond);                  \
-            goto done;                                                    \
-        }                                                                 \
-    } while (0)
-
 static itk_amqp it_env;
 
 /* Loads the broker address; the password is read from its file. */
@@ -235,10 +227,10 @@ static void test_roundtrip(void)
     it_config(&cfg, "it-t1");
     if ((size_t)T1.n > cfg.max_outbound)
         cfg.max_outbound = (size_t)T1.n;    /* all are queued at once */
-    IT_REQUIRE(base && T1.confirm && T1.seen);
+    TH_REQUIRE_OR_DONE(base && T1.confirm && T1.seen);
     T1.c = mq_client_new(base, &cfg, &topo, NULL, NULL, &err);
-    IT_REQUIRE(T1.c != NULL);
-    IT_REQUIRE(it_wait(base, it_pred_up, T1.c, 10000));
+    TH_REQUIRE_OR_DONE(T1.c != NULL);
+    TH_REQUIRE_OR_DONE(it_wait(base, it_pred_up, T1.c, 10000));
 
     props.message_id = mid;
     props.correlation_id = cid;
@@ -249,16 +241,16 @@ static void test_roundtrip(void)
         snprintf(mid, sizeof(mid), "m-%d", i);
         snprintf(cid, sizeof(cid), "saga-%d", i);
         t1_body(body, sizeof(body), i);
-        IT_REQUIRE(mq_publish(T1.c, "", T1.queue, &props, body, strlen(body), t1_on_confirm,
+        TH_REQUIRE_OR_DONE(mq_publish(T1.c, "", T1.queue, &props, body, strlen(body), t1_on_confirm,
                               (void *)(intptr_t)i) == CG_OK);
     }
-    IT_REQUIRE(it_wait(base, t1_all_confirmed, NULL, 60000));
+    TH_REQUIRE_OR_DONE(it_wait(base, t1_all_confirmed, NULL, 60000));
     t1 = itk_now_ms();
     TH_CHECK_INT(T1.acked, T1.n);
     TH_CHECK_INT(T1.bad_confirm, 0);
 
-    IT_REQUIRE(mq_consume(T1.c, T1.queue, t1_on_delivery, NULL) == CG_OK);
-    IT_REQUIRE(it_wait(base, t1_all_received, NULL, 60000));
+    TH_REQUIRE_OR_DONE(mq_consume(T1.c, T1.queue, t1_on_delivery, NULL) == CG_OK);
+    TH_REQUIRE_OR_DONE(it_wait(base, t1_all_received, NULL, 60000));
     t2 = itk_now_ms();
     it_wait(base, NULL, NULL, 300);     /* room for a duplicate to show up */
     TH_CHECK_INT(T1.received, T1.n);
@@ -338,13 +330,13 @@ static void test_dead_letter(void)
     it_qname(dlq, sizeof(dlq), "t2.dlq");
     it_qname(dlx, sizeof(dlx), "t2.dlx");
     it_config(&cfg, "it-t2");
-    IT_REQUIRE(base != NULL);
+    TH_REQUIRE_OR_DONE(base != NULL);
     c = mq_client_new(base, &cfg, &topo, NULL, NULL, &err);
-    IT_REQUIRE(c != NULL);
-    IT_REQUIRE(it_wait(base, it_pred_up, c, 10000));
-    IT_REQUIRE(mq_consume(c, qn, t2_on_queue, NULL) == CG_OK);
-    IT_REQUIRE(mq_consume(c, dlq, t2_on_dlq, dlx) == CG_OK);
-    IT_REQUIRE(mq_publish(c, "", qn, &props, "to the dead", 11, NULL, NULL) == CG_OK);
+    TH_REQUIRE_OR_DONE(c != NULL);
+    TH_REQUIRE_OR_DONE(it_wait(base, it_pred_up, c, 10000));
+    TH_REQUIRE_OR_DONE(mq_consume(c, qn, t2_on_queue, NULL) == CG_OK);
+    TH_REQUIRE_OR_DONE(mq_consume(c, dlq, t2_on_dlq, dlx) == CG_OK);
+    TH_REQUIRE_OR_DONE(mq_publish(c, "", qn, &props, "to the dead", 11, NULL, NULL) == CG_OK);
     TH_CHECK(it_wait(base, t2_pred, NULL, 10000));
     it_wait(base, NULL, NULL, 300);
     TH_CHECK_INT(T2.q_received, 1);
@@ -395,13 +387,13 @@ static void test_overflow_nack(void)
     memset(&T3, 0, sizeof(T3));
     it_qname(qn, sizeof(qn), "t3");
     it_config(&cfg, "it-t3");
-    IT_REQUIRE(base != NULL);
+    TH_REQUIRE_OR_DONE(base != NULL);
     c = mq_client_new(base, &cfg, &topo, NULL, NULL, &err);
-    IT_REQUIRE(c != NULL);
-    IT_REQUIRE(it_wait(base, it_pred_up, c, 10000));
+    TH_REQUIRE_OR_DONE(c != NULL);
+    TH_REQUIRE_OR_DONE(it_wait(base, it_pred_up, c, 10000));
     for (int i = 0; i < T3_N; i++)
-        IT_REQUIRE(mq_publish(c, "", qn, NULL, "x", 1, t3_on_confirm, (void *)(intptr_t)i) == CG_OK);
-    IT_REQUIRE(it_wait(base, t3_pred, NULL, 10000));
+        TH_REQUIRE_OR_DONE(mq_publish(c, "", qn, NULL, "x", 1, t3_on_confirm, (void *)(intptr_t)i) == CG_OK);
+    TH_REQUIRE_OR_DONE(it_wait(base, t3_pred, NULL, 10000));
     for (int i = 0; i < T3_N; i++) {
         acked += T3.result[i] == MQ_PUBLISH_ACKED;
         nacked += T3.result[i] == MQ_PUBLISH_NACKED;
@@ -457,21 +449,21 @@ static void test_outbound_full(void)
     it_qname(qn, sizeof(qn), "t4");
     it_config(&cfg, "it-t4");
     cfg.max_outbound = 4;
-    IT_REQUIRE(base != NULL);
+    TH_REQUIRE_OR_DONE(base != NULL);
     c = mq_client_new(base, &cfg, &topo, NULL, NULL, &err);
-    IT_REQUIRE(c != NULL);
-    IT_REQUIRE(it_wait(base, it_pred_up, c, 10000));
+    TH_REQUIRE_OR_DONE(c != NULL);
+    TH_REQUIRE_OR_DONE(it_wait(base, it_pred_up, c, 10000));
     while (ok < 100 && (rc = mq_publish(c, "", qn, &props, "y", 1, t4_on_confirm, NULL)) == CG_OK)
         ok++;
     TH_CHECK_INT(ok, 4);
     TH_CHECK_INT(rc, CG_ERR_FULL);
     mq_get_stats(c, &st);
     TH_CHECK_INT(st.outbound, 4);
-    IT_REQUIRE(it_wait(base, t4_pred, c, 10000));
+    TH_REQUIRE_OR_DONE(it_wait(base, t4_pred, c, 10000));
     TH_CHECK_INT(t4_confirmed, 4);
     /* Confirms made room again. */
     TH_CHECK_INT(mq_publish(c, "", qn, &props, "y", 1, t4_on_confirm, NULL), CG_OK);
-    IT_REQUIRE(it_wait(base, t4_pred, c, 10000));
+    TH_REQUIRE_OR_DONE(it_wait(base, t4_pred, c, 10000));
     TH_CHECK_INT(t4_confirmed, 5);
     TH_CHECK_INT(it_queue_count(qn), 5);
 done:
@@ -703,17 +695,17 @@ static void test_broker_restart(void)
     it_config(&cfg, "it-t5");
     cfg.max_outbound = 2000;
     cfg.heartbeat_s = 5;
-    IT_REQUIRE(base && T5.state && T5.republished && T5.count && T5.retry);
+    TH_REQUIRE_OR_DONE(base && T5.state && T5.republished && T5.count && T5.retry);
     if (getenv("IT_MQ_RESTART_CMD") == NULL && getenv("REPO_DIR") == NULL) {
         TH_FAIL_AT("neither REPO_DIR nor IT_MQ_RESTART_CMD is set: cannot restart the broker");
         goto done;
     }
     T5.c = mq_client_new(base, &cfg, &topo, NULL, NULL, &err);
-    IT_REQUIRE(T5.c != NULL);
-    IT_REQUIRE(it_wait(base, it_pred_up, T5.c, 10000));
-    IT_REQUIRE(mq_consume(T5.c, T5.probe_queue, t5_on_probe, NULL) == CG_OK);
+    TH_REQUIRE_OR_DONE(T5.c != NULL);
+    TH_REQUIRE_OR_DONE(it_wait(base, it_pred_up, T5.c, 10000));
+    TH_REQUIRE_OR_DONE(mq_consume(T5.c, T5.probe_queue, t5_on_probe, NULL) == CG_OK);
     tick = event_new(base, -1, EV_PERSIST, t5_tick, NULL);
-    IT_REQUIRE(tick != NULL && event_add(tick, &tv) == 0);
+    TH_REQUIRE_OR_DONE(tick != NULL && event_add(tick, &tv) == 0);
     TH_CHECK(it_wait(base, t5_published_all, NULL, 180000));
     event_free(tick);
     tick = NULL;
@@ -731,7 +723,7 @@ static void test_broker_restart(void)
     TH_CHECK(T5.stale_acked);
     TH_CHECK_INT(st.reconnects, T5.reconnects_at_stale);
 
-    IT_REQUIRE(mq_consume(T5.c, T5.queue, t5_on_delivery, NULL) == CG_OK);
+    TH_REQUIRE_OR_DONE(mq_consume(T5.c, T5.queue, t5_on_delivery, NULL) == CG_OK);
     TH_CHECK(it_wait(base, t5_consumed_all, NULL, 60000));
     it_wait(base, NULL, NULL, 500);     /* duplicates arrive after the last new id */
     for (int i = 0; i < T5_N; i++) {
@@ -830,15 +822,15 @@ static void test_prefetch(void)
     it_qname(qn, sizeof(qn), "t6");
     it_config(&cfg, "it-t6");
     cfg.prefetch = T6_PREFETCH;
-    IT_REQUIRE(base != NULL);
+    TH_REQUIRE_OR_DONE(base != NULL);
     c = mq_client_new(base, &cfg, &topo, NULL, NULL, &err);
-    IT_REQUIRE(c != NULL);
-    IT_REQUIRE(it_wait(base, it_pred_up, c, 10000));
+    TH_REQUIRE_OR_DONE(c != NULL);
+    TH_REQUIRE_OR_DONE(it_wait(base, it_pred_up, c, 10000));
     for (int i = 0; i < T6_N; i++)
-        IT_REQUIRE(mq_publish(c, "", qn, NULL, "p", 1, t6_on_confirm, NULL) == CG_OK);
-    IT_REQUIRE(it_wait(base, t6_pred_confirmed, NULL, 10000));
-    IT_REQUIRE(mq_consume(c, qn, t6_on_delivery, NULL) == CG_OK);
-    IT_REQUIRE(it_wait(base, t6_pred_held, (void *)(intptr_t)T6_PREFETCH, 10000));
+        TH_REQUIRE_OR_DONE(mq_publish(c, "", qn, NULL, "p", 1, t6_on_confirm, NULL) == CG_OK);
+    TH_REQUIRE_OR_DONE(it_wait(base, t6_pred_confirmed, NULL, 10000));
+    TH_REQUIRE_OR_DONE(mq_consume(c, qn, t6_on_delivery, NULL) == CG_OK);
+    TH_REQUIRE_OR_DONE(it_wait(base, t6_pred_held, (void *)(intptr_t)T6_PREFETCH, 10000));
     it_wait(base, NULL, NULL, 500);     /* nothing more may come while none is acked */
     TH_CHECK_INT(T6.n_held, T6_PREFETCH);
     /* Each ack lets exactly one more in. */
@@ -846,7 +838,7 @@ static void test_prefetch(void)
         int want = T6.received + 1;
 
         t6_ack_oldest(c);
-        IT_REQUIRE(it_wait(base, t6_pred_received, (void *)(intptr_t)want, 10000));
+        TH_REQUIRE_OR_DONE(it_wait(base, t6_pred_received, (void *)(intptr_t)want, 10000));
         TH_CHECK(T6.n_held <= T6_PREFETCH);
     }
     it_wait(base, NULL, NULL, 200);
@@ -931,7 +923,7 @@ static void test_large_bodies(void)
     it_qname(bigq, sizeof(bigq), "t7.big");
     it_qname(dlq, sizeof(dlq), "t7.dlq");
     it_qname(dlx, sizeof(dlx), "t7.dlx");
-    IT_REQUIRE(base && body);
+    TH_REQUIRE_OR_DONE(base && body);
     for (size_t i = 0; i < T7_BIG; i++)
         body[i] = (char)('a' + i % 23);
     it_config(&cfg, "it-t7-pub");
@@ -939,14 +931,14 @@ static void test_large_bodies(void)
     it_config(&cfg, "it-t7-small");
     cfg.max_body = 1024;
     small = mq_client_new(base, &cfg, &topo, NULL, NULL, &err);
-    IT_REQUIRE(pub && small);
-    IT_REQUIRE(it_wait(base, it_pred_up, pub, 10000) && it_wait(base, it_pred_up, small, 10000));
-    IT_REQUIRE(mq_consume(small, qn, t7_on_queue, NULL) == CG_OK);
-    IT_REQUIRE(mq_consume(pub, bigq, t7_on_queue, NULL) == CG_OK);
-    IT_REQUIRE(mq_consume(pub, dlq, t7_on_dlq, NULL) == CG_OK);
-    IT_REQUIRE(mq_publish(pub, "", qn, &p_over, body, T7_OVER, NULL, NULL) == CG_OK);
-    IT_REQUIRE(mq_publish(pub, "", qn, &p_small, body, 100, NULL, NULL) == CG_OK);
-    IT_REQUIRE(mq_publish(pub, "", bigq, &p_big, body, T7_BIG, NULL, NULL) == CG_OK);
+    TH_REQUIRE_OR_DONE(pub && small);
+    TH_REQUIRE_OR_DONE(it_wait(base, it_pred_up, pub, 10000) && it_wait(base, it_pred_up, small, 10000));
+    TH_REQUIRE_OR_DONE(mq_consume(small, qn, t7_on_queue, NULL) == CG_OK);
+    TH_REQUIRE_OR_DONE(mq_consume(pub, bigq, t7_on_queue, NULL) == CG_OK);
+    TH_REQUIRE_OR_DONE(mq_consume(pub, dlq, t7_on_dlq, NULL) == CG_OK);
+    TH_REQUIRE_OR_DONE(mq_publish(pub, "", qn, &p_over, body, T7_OVER, NULL, NULL) == CG_OK);
+    TH_REQUIRE_OR_DONE(mq_publish(pub, "", qn, &p_small, body, 100, NULL, NULL) == CG_OK);
+    TH_REQUIRE_OR_DONE(mq_publish(pub, "", bigq, &p_big, body, T7_BIG, NULL, NULL) == CG_OK);
     TH_CHECK(it_wait(base, t7_pred, NULL, 10000));
     it_wait(base, NULL, NULL, 300);
     TH_CHECK_INT(T7.small_ok, 1);
@@ -994,17 +986,17 @@ static void test_free_settles(void)
     memset(t8_results, 0, sizeof(t8_results));
     it_qname(qn, sizeof(qn), "t8");
     it_config(&cfg, "it-t8");
-    IT_REQUIRE(base != NULL);
+    TH_REQUIRE_OR_DONE(base != NULL);
     c = mq_client_new(base, &cfg, &topo, NULL, NULL, &err);
-    IT_REQUIRE(c != NULL);
-    IT_REQUIRE(it_wait(base, it_pred_up, c, 10000));
+    TH_REQUIRE_OR_DONE(c != NULL);
+    TH_REQUIRE_OR_DONE(it_wait(base, it_pred_up, c, 10000));
     /* Free while publishes are queued, sent and confirmed: each callback
      * runs exactly once, before mq_client_free returns. */
     for (int i = 0; i < n; i++)
-        IT_REQUIRE(mq_publish(c, "", qn, NULL, "z", 1, t8_on_confirm, NULL) == CG_OK);
+        TH_REQUIRE_OR_DONE(mq_publish(c, "", qn, NULL, "z", 1, t8_on_confirm, NULL) == CG_OK);
     it_wait(base, t8_pred_some, NULL, 10000);
     for (int i = 0; i < n; i++)
-        IT_REQUIRE(mq_publish(c, "", qn, NULL, "z", 1, t8_on_confirm, NULL) == CG_OK);
+        TH_REQUIRE_OR_DONE(mq_publish(c, "", qn, NULL, "z", 1, t8_on_confirm, NULL) == CG_OK);
     n *= 2;
     mq_client_free(c);
     c = NULL;

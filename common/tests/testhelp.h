@@ -41,6 +41,16 @@ static int th_current_failures;
         }                                                                 \
     } while (0)
 
+/* Records a failure and jumps to the test's `done:` label, for tests that
+ * hold resources to release. */
+#define TH_REQUIRE_OR_DONE(cond)                                          \
+    do {                                                                  \
+        if (!(cond)) {                                                    \
+            TH_FAIL_AT("requirement failed: %s", #cond);                  \
+            goto done;                                                    \
+        }                                                                 \
+    } while (0)
+
 #define TH_CHECK_INT(a, b)                                                \
     do {                                                                  \
         long long th_a_ = (long long)(a), th_b_ = (long long)(b);         \

@@ -40,14 +40,6 @@
 #include "testhelp.h"
 
 /* Like TH_REQUIRE, but jumps to the test's cleanup instead of returning. */
-#define IT_REQUIRE(cond)                                                  \
-    do {                                                                  \
-        if (!(cond)) {                                                    \
-            TH_FAIL_AT("requirement failed: %s", #cond);                  \
-            goto done;                                                    \
-        }                                                                 \
-    } while (0)
-
 #define IT_WAIT_MS 30000            /* bound on waiting for a batch of answers */
 #define IT_ANSWER_SLOTS (1 << 15)   /* distinct sagas the test can track */
 #define IT_DEAD_MAX 256
@@ -741,10 +733,10 @@ static void test_reserve_150_for_100(void)
     it_tally t;
     it_stock_view v;
 
-    IT_REQUIRE(ids != NULL);
-    IT_REQUIRE(it_load_coupon(c, 100, 7) == 0);
-    IT_REQUIRE(it_send_reserves(c, ids, 150, user_base, sizes, 5) == 0);
-    IT_REQUIRE(it_confirm_all());
+    TH_REQUIRE_OR_DONE(ids != NULL);
+    TH_REQUIRE_OR_DONE(it_load_coupon(c, 100, 7) == 0);
+    TH_REQUIRE_OR_DONE(it_send_reserves(c, ids, 150, user_base, sizes, 5) == 0);
+    TH_REQUIRE_OR_DONE(it_confirm_all());
     TH_CHECK(it_wait_answered(ids, 150, IT_WAIT_MS));
     t = it_count(ids, 150);
     TH_CHECK_INT(t.reserved, 100);
@@ -768,26 +760,26 @@ static void test_same_user_twice(void)
     it_tally t;
     it_stock_view v;
 
-    IT_REQUIRE(ids != NULL);
-    IT_REQUIRE(it_load_coupon(c, 10, 7) == 0);
+    TH_REQUIRE_OR_DONE(ids != NULL);
+    TH_REQUIRE_OR_DONE(it_load_coupon(c, 10, 7) == 0);
     /* In one batch. */
     items[0] = it_item(ids[0], c, u1);
     items[1] = it_item(ids[1], c, u1);
-    IT_REQUIRE(it_send(MSG_STOCK_RESERVE, items, 2, NULL, NULL) == CG_OK);
-    IT_REQUIRE(it_confirm_all());
+    TH_REQUIRE_OR_DONE(it_send(MSG_STOCK_RESERVE, items, 2, NULL, NULL) == CG_OK);
+    TH_REQUIRE_OR_DONE(it_confirm_all());
     TH_CHECK(it_wait_answered(ids, 2, IT_WAIT_MS));
     t = it_count(ids, 2);
     TH_CHECK_INT(t.reserved, 1);
     TH_CHECK_INT(t.duplicate, 1);
     /* Across batches: after the first answer, and again for u1. */
     items[0] = it_item(ids[2], c, u2);
-    IT_REQUIRE(it_send(MSG_STOCK_RESERVE, items, 1, NULL, NULL) == CG_OK);
+    TH_REQUIRE_OR_DONE(it_send(MSG_STOCK_RESERVE, items, 1, NULL, NULL) == CG_OK);
     TH_CHECK(it_wait_answered((const char (*)[MSG_SAGA_ID_LEN + 1])ids + 2, 1, IT_WAIT_MS));
     items[0] = it_item(ids[3], c, u2);
     items[1] = it_item(ids[4], c, u1);
-    IT_REQUIRE(it_send(MSG_STOCK_RESERVE, items, 1, NULL, NULL) == CG_OK);
-    IT_REQUIRE(it_send(MSG_STOCK_RESERVE, items + 1, 1, NULL, NULL) == CG_OK);
-    IT_REQUIRE(it_confirm_all());
+    TH_REQUIRE_OR_DONE(it_send(MSG_STOCK_RESERVE, items, 1, NULL, NULL) == CG_OK);
+    TH_REQUIRE_OR_DONE(it_send(MSG_STOCK_RESERVE, items + 1, 1, NULL, NULL) == CG_OK);
+    TH_REQUIRE_OR_DONE(it_confirm_all());
     TH_CHECK(it_wait_answered(ids, 5, IT_WAIT_MS));
     TH_CHECK_STR(it_outcome(ids[2]), "reserved");
     TH_CHECK_STR(it_outcome(ids[3]), "rejected/duplicate");
@@ -829,18 +821,18 @@ static void test_same_saga_again(void)
     msg_item items[2];
     it_stock_view v;
 
-    IT_REQUIRE(ids != NULL);
-    IT_REQUIRE(it_load_coupon(c, 5, 7) == 0);
-    IT_REQUIRE(it_load_coupon(d, 1, 7) == 0);
+    TH_REQUIRE_OR_DONE(ids != NULL);
+    TH_REQUIRE_OR_DONE(it_load_coupon(c, 5, 7) == 0);
+    TH_REQUIRE_OR_DONE(it_load_coupon(d, 1, 7) == 0);
     items[0] = it_item(ids[0], c, user_base + 10);
-    IT_REQUIRE(it_send(MSG_STOCK_RESERVE, items, 1, NULL, mid) == CG_OK);
+    TH_REQUIRE_OR_DONE(it_send(MSG_STOCK_RESERVE, items, 1, NULL, mid) == CG_OK);
     TH_CHECK(it_wait_count(ids[0], 1));
     /* The same message again (a redelivery or a duplicate publish). */
-    IT_REQUIRE(it_send(MSG_STOCK_RESERVE, items, 1, mid, NULL) == CG_OK);
+    TH_REQUIRE_OR_DONE(it_send(MSG_STOCK_RESERVE, items, 1, mid, NULL) == CG_OK);
     TH_CHECK(it_wait_count(ids[0], 2));
     /* The same saga in a different message, next to a new one. */
     items[1] = it_item(ids[1], c, user_base + 11);
-    IT_REQUIRE(it_send(MSG_STOCK_RESERVE, items, 2, NULL, NULL) == CG_OK);
+    TH_REQUIRE_OR_DONE(it_send(MSG_STOCK_RESERVE, items, 2, NULL, NULL) == CG_OK);
     TH_CHECK(it_wait_count(ids[0], 3));
     TH_CHECK(it_wait_count(ids[1], 1));
     TH_CHECK_STR(it_outcome(ids[0]), "reserved");
@@ -854,23 +846,23 @@ static void test_same_saga_again(void)
      * still rejected, while a new saga gets the unit. */
     items[0] = it_item(ids[2], d, user_base + 20);
     items[1] = it_item(ids[3], d, user_base + 21);
-    IT_REQUIRE(it_send(MSG_STOCK_RESERVE, items, 1, NULL, NULL) == CG_OK);
+    TH_REQUIRE_OR_DONE(it_send(MSG_STOCK_RESERVE, items, 1, NULL, NULL) == CG_OK);
     TH_CHECK(it_wait_count(ids[2], 1));
-    IT_REQUIRE(it_send(MSG_STOCK_RESERVE, items + 1, 1, NULL, NULL) == CG_OK);
+    TH_REQUIRE_OR_DONE(it_send(MSG_STOCK_RESERVE, items + 1, 1, NULL, NULL) == CG_OK);
     TH_CHECK(it_wait_count(ids[3], 1));
     TH_CHECK_STR(it_outcome(ids[2]), "reserved");
     TH_CHECK_STR(it_outcome(ids[3]), "rejected/out_of_stock");
     TH_CHECK_STR(it_saga_record(d, ids[3]), "J:out_of_stock");
-    IT_REQUIRE(it_send(MSG_STOCK_RELEASE, items, 1, NULL, NULL) == CG_OK);   /* back to 1 */
+    TH_REQUIRE_OR_DONE(it_send(MSG_STOCK_RELEASE, items, 1, NULL, NULL) == CG_OK);   /* back to 1 */
     TH_CHECK(it_wait_count(ids[2], 2));
     TH_CHECK_INT(it_view(d).stock, 1);
-    IT_REQUIRE(it_send(MSG_STOCK_RESERVE, items + 1, 1, NULL, NULL) == CG_OK);
+    TH_REQUIRE_OR_DONE(it_send(MSG_STOCK_RESERVE, items + 1, 1, NULL, NULL) == CG_OK);
     TH_CHECK(it_wait_count(ids[3], 2));
     TH_CHECK_INT(it_answer_of(ids[3])->differ, 0);
     v = it_view(d);
     TH_CHECK_INT(v.stock, 1);
     TH_CHECK_INT(v.holders, 0);
-    IT_REQUIRE(it_confirm_all());
+    TH_REQUIRE_OR_DONE(it_confirm_all());
 done:
     free(ids);
 }
@@ -882,16 +874,16 @@ static void test_release(void)
     msg_item items[1];
     it_stock_view v;
 
-    IT_REQUIRE(ids != NULL);
-    IT_REQUIRE(it_load_coupon(c, 3, 7) == 0);
+    TH_REQUIRE_OR_DONE(ids != NULL);
+    TH_REQUIRE_OR_DONE(it_load_coupon(c, 3, 7) == 0);
     items[0] = it_item(ids[0], c, user_base + 30);
-    IT_REQUIRE(it_send(MSG_STOCK_RESERVE, items, 1, NULL, NULL) == CG_OK);
+    TH_REQUIRE_OR_DONE(it_send(MSG_STOCK_RESERVE, items, 1, NULL, NULL) == CG_OK);
     TH_CHECK(it_wait_count(ids[0], 1));
     TH_CHECK_STR(it_outcome(ids[0]), "reserved");
     TH_CHECK_INT(it_view(c).stock, 2);
     /* Release: stock back by exactly one, the user no longer a holder. */
     memset(answers, 0, sizeof(*answers) * IT_ANSWER_SLOTS);
-    IT_REQUIRE(it_send(MSG_STOCK_RELEASE, items, 1, NULL, NULL) == CG_OK);
+    TH_REQUIRE_OR_DONE(it_send(MSG_STOCK_RELEASE, items, 1, NULL, NULL) == CG_OK);
     TH_CHECK(it_wait_count(ids[0], 1));
     TH_CHECK_STR(it_outcome(ids[0]), "released");
     v = it_view(c);
@@ -899,26 +891,26 @@ static void test_release(void)
     TH_CHECK_INT(v.holders, 0);
     TH_CHECK_STR(it_saga_record(c, ids[0]), "L");
     /* A second release changes nothing. */
-    IT_REQUIRE(it_send(MSG_STOCK_RELEASE, items, 1, NULL, NULL) == CG_OK);
+    TH_REQUIRE_OR_DONE(it_send(MSG_STOCK_RELEASE, items, 1, NULL, NULL) == CG_OK);
     TH_CHECK(it_wait_count(ids[0], 2));
     TH_CHECK_STR(it_outcome(ids[0]), "released");
     TH_CHECK_INT(it_view(c).stock, 3);
 
     /* Release before reserve: a barrier; the late reserve is rejected. */
     items[0] = it_item(ids[1], c, user_base + 31);
-    IT_REQUIRE(it_send(MSG_STOCK_RELEASE, items, 1, NULL, NULL) == CG_OK);
+    TH_REQUIRE_OR_DONE(it_send(MSG_STOCK_RELEASE, items, 1, NULL, NULL) == CG_OK);
     TH_CHECK(it_wait_count(ids[1], 1));
     TH_CHECK_STR(it_outcome(ids[1]), "released");
     TH_CHECK_STR(it_saga_record(c, ids[1]), "L");
     memset(answers, 0, sizeof(*answers) * IT_ANSWER_SLOTS);
-    IT_REQUIRE(it_send(MSG_STOCK_RESERVE, items, 1, NULL, NULL) == CG_OK);
+    TH_REQUIRE_OR_DONE(it_send(MSG_STOCK_RESERVE, items, 1, NULL, NULL) == CG_OK);
     TH_CHECK(it_wait_count(ids[1], 1));
     TH_CHECK_STR(it_outcome(ids[1]), "rejected/released");
     v = it_view(c);
     TH_CHECK_INT(v.stock, 3);
     TH_CHECK_INT(v.holders, 0);
     TH_CHECK_INT(v.total, v.stock + v.holders);
-    IT_REQUIRE(it_confirm_all());
+    TH_REQUIRE_OR_DONE(it_confirm_all());
 done:
     free(ids);
 }
@@ -929,14 +921,14 @@ static void test_unknown_coupon(void)
     char (*ids)[MSG_SAGA_ID_LEN + 1] = it_ids(1);
     msg_item items[1];
 
-    IT_REQUIRE(ids != NULL);
+    TH_REQUIRE_OR_DONE(ids != NULL);
     it_drop_coupon(c);
     items[0] = it_item(ids[0], c, user_base + 40);
-    IT_REQUIRE(it_send(MSG_STOCK_RESERVE, items, 1, NULL, NULL) == CG_OK);
+    TH_REQUIRE_OR_DONE(it_send(MSG_STOCK_RESERVE, items, 1, NULL, NULL) == CG_OK);
     TH_CHECK(it_wait_count(ids[0], 1));
     TH_CHECK_STR(it_outcome(ids[0]), "rejected/unknown_coupon");
     TH_CHECK_INT(it_redis_ll("EXISTS " KEY_STOCK_FMT, c), 0);
-    IT_REQUIRE(it_confirm_all());
+    TH_REQUIRE_OR_DONE(it_confirm_all());
 done:
     free(ids);
 }
@@ -966,24 +958,24 @@ static void test_bad_messages(void)
     msg_item items[1];
     it_dead_wait w = {mp, 5};
 
-    IT_REQUIRE(ids != NULL);
+    TH_REQUIRE_OR_DONE(ids != NULL);
     for (int i = 0; i < 5; i++)
         it_new_id(mids[i]);
-    IT_REQUIRE(it_load_coupon(c, 5, 7) == 0);
+    TH_REQUIRE_OR_DONE(it_load_coupon(c, 5, 7) == 0);
     /* 0: not JSON; 1: an unknown type; 2: no reply_to; 3: a bad saga id;
      * 4: a reply kind sent as a command. */
-    IT_REQUIRE(it_publish_raw("stock.reserve", mids[0], reply_q, "{not json", 9) == CG_OK);
+    TH_REQUIRE_OR_DONE(it_publish_raw("stock.reserve", mids[0], reply_q, "{not json", 9) == CG_OK);
     snprintf(body, sizeof(body), "{\"items\":[{\"saga_id\":\"%s\",\"coupon_id\":%lld,"
              "\"user_id\":%lld}]}", ids[0], c, user_base + 50);
-    IT_REQUIRE(it_publish_raw("stock.bogus", mids[1], reply_q, body, strlen(body)) == CG_OK);
-    IT_REQUIRE(it_publish_raw("stock.reserve", mids[2], NULL, body, strlen(body)) == CG_OK);
+    TH_REQUIRE_OR_DONE(it_publish_raw("stock.bogus", mids[1], reply_q, body, strlen(body)) == CG_OK);
+    TH_REQUIRE_OR_DONE(it_publish_raw("stock.reserve", mids[2], NULL, body, strlen(body)) == CG_OK);
     snprintf(body, sizeof(body), "{\"items\":[{\"saga_id\":\"XYZ\",\"coupon_id\":%lld,"
              "\"user_id\":1}]}", c);
-    IT_REQUIRE(it_publish_raw("stock.release", mids[3], reply_q, body, strlen(body)) == CG_OK);
+    TH_REQUIRE_OR_DONE(it_publish_raw("stock.release", mids[3], reply_q, body, strlen(body)) == CG_OK);
     snprintf(body, sizeof(body), "{\"items\":[{\"saga_id\":\"%s\",\"coupon_id\":%lld,"
              "\"user_id\":%lld}]}", ids[0], c, user_base + 50);
-    IT_REQUIRE(it_publish_raw("stock.reply", mids[4], reply_q, body, strlen(body)) == CG_OK);
-    IT_REQUIRE(it_confirm_all());
+    TH_REQUIRE_OR_DONE(it_publish_raw("stock.reply", mids[4], reply_q, body, strlen(body)) == CG_OK);
+    TH_REQUIRE_OR_DONE(it_confirm_all());
     TH_CHECK(itk_run_until(base, it_pred_dead, &w, IT_WAIT_MS));
     itk_run_for(base, 500);   /* room for a repeat to show up */
     for (int i = 0; i < 5; i++)
@@ -1002,10 +994,10 @@ static void test_bad_messages(void)
     TH_CHECK(it_answer_of(ids[0]) == NULL);
     TH_CHECK_INT(it_view(c).stock, 5);
     items[0] = it_item(ids[1], c, user_base + 51);
-    IT_REQUIRE(it_send(MSG_STOCK_RESERVE, items, 1, NULL, NULL) == CG_OK);
+    TH_REQUIRE_OR_DONE(it_send(MSG_STOCK_RESERVE, items, 1, NULL, NULL) == CG_OK);
     TH_CHECK(it_wait_count(ids[1], 1));
     TH_CHECK_STR(it_outcome(ids[1]), "reserved");
-    IT_REQUIRE(it_confirm_all());
+    TH_REQUIRE_OR_DONE(it_confirm_all());
 done:
     free(ids);
 }
@@ -1022,15 +1014,15 @@ static void test_broken_stock_value(void)
     it_dead_wait w = {mp, 1};
     msg_item items[1];
 
-    IT_REQUIRE(ids != NULL);
-    IT_REQUIRE(it_load_coupon(c, 5, 7) == 0);
-    IT_REQUIRE(it_load_coupon(ok, 5, 7) == 0);
+    TH_REQUIRE_OR_DONE(ids != NULL);
+    TH_REQUIRE_OR_DONE(it_load_coupon(c, 5, 7) == 0);
+    TH_REQUIRE_OR_DONE(it_load_coupon(ok, 5, 7) == 0);
     freeReplyObject(it_redis("SET " KEY_STOCK_FMT " five", c));
     items[0] = it_item(ids[0], c, user_base + 60);
-    IT_REQUIRE(it_send(MSG_STOCK_RESERVE, items, 1, NULL, mid) == CG_OK);
+    TH_REQUIRE_OR_DONE(it_send(MSG_STOCK_RESERVE, items, 1, NULL, mid) == CG_OK);
     items[0] = it_item(ids[1], ok, user_base + 61);
-    IT_REQUIRE(it_send(MSG_STOCK_RESERVE, items, 1, NULL, NULL) == CG_OK);
-    IT_REQUIRE(it_confirm_all());
+    TH_REQUIRE_OR_DONE(it_send(MSG_STOCK_RESERVE, items, 1, NULL, NULL) == CG_OK);
+    TH_REQUIRE_OR_DONE(it_confirm_all());
     TH_CHECK(it_wait_count(ids[1], 1));
     TH_CHECK_STR(it_outcome(ids[1]), "reserved");
     TH_CHECK(itk_run_until(base, it_pred_dead, &w, IT_WAIT_MS));
@@ -1076,26 +1068,26 @@ static void test_reply_refused(void)
     msg_item items[1];
     it_stock_view v;
 
-    IT_REQUIRE(ids != NULL);
-    IT_REQUIRE(it_load_coupon(c, 5, 7) == 0);
+    TH_REQUIRE_OR_DONE(ids != NULL);
+    TH_REQUIRE_OR_DONE(it_load_coupon(c, 5, 7) == 0);
     send_reply_to = tiny_q;
     for (int i = 0; i < 3; i++) {
         it_record_wait rw = {c, ids[i]};
 
         /* One at a time, so that each answer is a reply message of its own. */
         items[0] = it_item(ids[i], c, user_base + 70 + i);
-        IT_REQUIRE(it_send(MSG_STOCK_RESERVE, items, 1, NULL, NULL) == CG_OK);
+        TH_REQUIRE_OR_DONE(it_send(MSG_STOCK_RESERVE, items, 1, NULL, NULL) == CG_OK);
         TH_CHECK(itk_run_until(base, it_pred_recorded, &rw, IT_WAIT_MS));
         itk_run_for(base, 50);
     }
     send_reply_to = reply_q;
-    IT_REQUIRE(it_confirm_all());
+    TH_REQUIRE_OR_DONE(it_confirm_all());
     /* One reply fits; the others are nacked by the broker and come again. */
     TH_CHECK(itk_run_until(base, it_pred_republished, &w, IT_WAIT_MS));
     TH_CHECK_INT(it_view(c).stock, 2);
     TH_CHECK(it_answer_of(ids[0]) == NULL && it_answer_of(ids[1]) == NULL &&
              it_answer_of(ids[2]) == NULL);
-    IT_REQUIRE(mq_consume(mq, tiny_q, it_on_reply, NULL) == CG_OK);
+    TH_REQUIRE_OR_DONE(mq_consume(mq, tiny_q, it_on_reply, NULL) == CG_OK);
     TH_CHECK(it_wait_answered(ids, 3, IT_WAIT_MS));
     TH_CHECK_STR(it_outcome(ids[0]), "reserved");
     TH_CHECK_STR(it_outcome(ids[1]), "reserved");
@@ -1121,14 +1113,14 @@ static void it_hot_round(long long c, int round, unsigned long long *conflicts)
     it_tally t;
     it_stock_view v;
 
-    IT_REQUIRE(ids != NULL);
-    IT_REQUIRE(it_load_coupon(c, 200, 7) == 0);
+    TH_REQUIRE_OR_DONE(ids != NULL);
+    TH_REQUIRE_OR_DONE(it_load_coupon(c, 200, 7) == 0);
     itk_run_for(base, 300);   /* the last stats lines before the burst */
     m0 = it_stats_of(main_log);
     s0 = it_stats_of(child_log);
     t0 = itk_now_ms();
-    IT_REQUIRE(it_send_reserves(c, ids, n, user_base + 1000 + round * n, &per_msg, 1) == 0);
-    IT_REQUIRE(it_confirm_all());
+    TH_REQUIRE_OR_DONE(it_send_reserves(c, ids, n, user_base + 1000 + round * n, &per_msg, 1) == 0);
+    TH_REQUIRE_OR_DONE(it_confirm_all());
     TH_CHECK(it_wait_answered(ids, n, IT_WAIT_MS));
     t1 = itk_now_ms();
     t = it_count(ids, n);
@@ -1181,8 +1173,8 @@ static void test_two_instances_hot_coupon(void)
     unsigned long long conflicts = 0;
 
     setenv("STOCK_BATCH_MAX", "4", 1);
-    IT_REQUIRE(it_restart_main() == 0);
-    IT_REQUIRE(it_start_child(extra) == 0);
+    TH_REQUIRE_OR_DONE(it_restart_main() == 0);
+    TH_REQUIRE_OR_DONE(it_start_child(extra) == 0);
     /* Conflicts are a matter of timing: up to three rounds to see some;
      * every round must get the counts exactly right. */
     for (int round = 1; round <= 3 && conflicts == 0; round++)
@@ -1220,21 +1212,21 @@ static void test_sigterm_while_busy(void)
     it_tally t;
     it_stock_view v, v2;
 
-    IT_REQUIRE(ids != NULL);
+    TH_REQUIRE_OR_DONE(ids != NULL);
     if (child_pid <= 0)
-        IT_REQUIRE(it_start_child(extra) == 0);
-    IT_REQUIRE(it_load_coupon(c, 1000, 7) == 0);
-    IT_REQUIRE(it_load_coupon(c2, 400, 8) == 0);
+        TH_REQUIRE_OR_DONE(it_start_child(extra) == 0);
+    TH_REQUIRE_OR_DONE(it_load_coupon(c, 1000, 7) == 0);
+    TH_REQUIRE_OR_DONE(it_load_coupon(c2, 400, 8) == 0);
     /* Two coupons, so that both instances run jobs in parallel. */
-    IT_REQUIRE(it_send_reserves(c, ids, half / 2, user_base + 5000, sizes, 4) == 0);
-    IT_REQUIRE(it_send_reserves(c2, ids + half / 2, half / 2, user_base + 5000, sizes, 4) == 0);
-    IT_REQUIRE(itk_run_until(base, it_pred_some_answered, &first, IT_WAIT_MS));
+    TH_REQUIRE_OR_DONE(it_send_reserves(c, ids, half / 2, user_base + 5000, sizes, 4) == 0);
+    TH_REQUIRE_OR_DONE(it_send_reserves(c2, ids + half / 2, half / 2, user_base + 5000, sizes, 4) == 0);
+    TH_REQUIRE_OR_DONE(itk_run_until(base, it_pred_some_answered, &first, IT_WAIT_MS));
     status = kill(child_pid, SIGTERM);
-    IT_REQUIRE(status == 0);
+    TH_REQUIRE_OR_DONE(status == 0);
     /* More work arrives while it stops: what it still takes comes back. */
-    IT_REQUIRE(it_send_reserves(c, ids + half, half / 2, user_base + 5000 + half / 2, sizes,
+    TH_REQUIRE_OR_DONE(it_send_reserves(c, ids + half, half / 2, user_base + 5000 + half / 2, sizes,
                                 4) == 0);
-    IT_REQUIRE(it_send_reserves(c2, ids + half + half / 2, half / 2, user_base + 5000 + half / 2,
+    TH_REQUIRE_OR_DONE(it_send_reserves(c2, ids + half + half / 2, half / 2, user_base + 5000 + half / 2,
                                 sizes, 4) == 0);
     it_child_exited = 0;
     TH_CHECK(itk_run_until(base, it_pred_child_exit, NULL, 20000));
@@ -1245,7 +1237,7 @@ static void test_sigterm_while_busy(void)
         printf("    second instance at SIGTERM: %.*s\n", (int)strcspn(stopping, "\n"), stopping);
     TH_CHECK(stopping != NULL);
     TH_CHECK(log != NULL && strstr(log, "exit 0") != NULL);
-    IT_REQUIRE(it_confirm_all());
+    TH_REQUIRE_OR_DONE(it_confirm_all());
     TH_CHECK(it_wait_answered(ids, n, 60000));
     t = it_count(ids, n);
     TH_CHECK_INT(t.reserved, 1400);
@@ -1330,27 +1322,27 @@ static void test_redis_failover(void)
     it_stock_view v;
     long long t_kill = 0, t_done;
 
-    IT_REQUIRE(ids != NULL && port > 0);
+    TH_REQUIRE_OR_DONE(ids != NULL && port > 0);
     victim = port == atoi(itk_env("REDIS_A_PORT", "0")) ? "redis-a"
              : port == atoi(itk_env("REDIS_B_PORT", "0")) ? "redis-b" : NULL;
-    IT_REQUIRE(victim != NULL);
+    TH_REQUIRE_OR_DONE(victim != NULL);
     /* Answers wait for the replica, so that a reservation answered before
      * the kill survives the failover. */
     setenv("STOCK_WAIT_REPLICAS", "1", 1);
     setenv("STOCK_WAIT_TIMEOUT_MS", "300", 1);
-    IT_REQUIRE(it_restart_main() == 0);
-    IT_REQUIRE(it_load_coupon(c, 500, 7) == 0);
-    IT_REQUIRE(it_send_reserves(c, ids, first, user_base + 200000, &per_msg, 1) == 0);
-    IT_REQUIRE(itk_run_until(base, it_pred_some_answered, &head, IT_WAIT_MS));
+    TH_REQUIRE_OR_DONE(it_restart_main() == 0);
+    TH_REQUIRE_OR_DONE(it_load_coupon(c, 500, 7) == 0);
+    TH_REQUIRE_OR_DONE(it_send_reserves(c, ids, first, user_base + 200000, &per_msg, 1) == 0);
+    TH_REQUIRE_OR_DONE(itk_run_until(base, it_pred_some_answered, &head, IT_WAIT_MS));
     printf("    killing the master %s (port %d) mid-burst\n", victim, port);
     t_kill = itk_now_ms();
-    IT_REQUIRE(itk_script("stack", "kill %s", victim) == 0);
+    TH_REQUIRE_OR_DONE(itk_script("stack", "kill %s", victim) == 0);
     killed = 1;
     redisFree(rctx);   /* the test's own connection moves to the new master too */
     rctx = NULL;
-    IT_REQUIRE(it_send_reserves(c, ids + first, n - first, user_base + 200000 + first, &per_msg,
+    TH_REQUIRE_OR_DONE(it_send_reserves(c, ids + first, n - first, user_base + 200000 + first, &per_msg,
                                 1) == 0);
-    IT_REQUIRE(it_confirm_all());
+    TH_REQUIRE_OR_DONE(it_confirm_all());
     TH_CHECK(it_wait_answered(ids, n, 60000));
     t_done = itk_now_ms();
     t = it_count(ids, n);
@@ -1396,17 +1388,17 @@ static void test_throughput(void)
     it_tally t;
     long long left = 0, holders = 0;
 
-    IT_REQUIRE(ids != NULL);
+    TH_REQUIRE_OR_DONE(ids != NULL);
     for (int k = 0; k < n_coupons; k++)
-        IT_REQUIRE(it_load_coupon(coupon_base + 30 + k, stock, 9) == 0);
+        TH_REQUIRE_OR_DONE(it_load_coupon(coupon_base + 30 + k, stock, 9) == 0);
     t0 = itk_now_ms();
     for (int i = 0; i < n; i += per_msg) {
         for (int m = 0; m < per_msg; m++)
             items[m] = it_item(ids[i + m], coupon_base + 30 + (i + m) % n_coupons,
                                user_base + 50000 + i + m);
-        IT_REQUIRE(it_send(MSG_STOCK_RESERVE, items, (size_t)per_msg, NULL, NULL) == CG_OK);
+        TH_REQUIRE_OR_DONE(it_send(MSG_STOCK_RESERVE, items, (size_t)per_msg, NULL, NULL) == CG_OK);
     }
-    IT_REQUIRE(it_confirm_all());
+    TH_REQUIRE_OR_DONE(it_confirm_all());
     TH_CHECK(it_wait_answered(ids, n, 60000));
     t1 = itk_now_ms();
     t = it_count(ids, n);
