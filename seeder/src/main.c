@@ -7,7 +7,8 @@
  * INSERTs, existing rows kept), then the coupons as the database holds them
  * are loaded into Redis through Sentinel (SET NX: live stock is never
  * reset unless --reset-stock), then one stock_logs row per coupon whose
- * stock this run set. One progress line per table on stderr. Exit 0 when
+ * stock this run set; with --history N, then N past grabs into the shards
+ * (seed_history.h; no Redis). One progress line per table on stderr. Exit 0 when
  * everything is in place, 1 on any failure (a re-run is always safe), 2 on
  * a configuration error. Settings: SEED_* (svc_conf.h), see --help. */
 #include <stddef.h>
@@ -20,6 +21,7 @@
 #include "log.h"
 #include "seed_data.h"
 #include "seed_db.h"
+#include "seed_history.h"
 #include "seed_stock.h"
 #include "svc_conf.h"
 
@@ -38,6 +40,8 @@ typedef struct seed_config {
     long long batch_rows;
     int reset_stock;
     long long wait_replicas_ms;
+    long long history;
+    long long history_days;
     svc_conf svc;
 } seed_config;
 
@@ -59,6 +63,10 @@ static const cfg_param seed_params[] = {
      "its holders and sagas (Redis keys only: orders in the shards are NOT removed)"},
     {"wait_replicas_ms", CFG_INT, offsetof(seed_config, wait_replicas_ms), "2000", 0, 60000,
      "after loading, wait this long for the Redis replicas to acknowledge (0: do not wait)"},
+    {"history", CFG_INT, offsetof(seed_config, history), "0", 0, 1000000000LL,
+     "past grabs to insert into coupon_results on the shards (0: none); no Redis"},
+    {"history_days", CFG_INT, offsetof(seed_config, history_days), "30", 1, 3650,
+     "the history's grab_time spans this many days before today (UTC)"},
     SVC_CONF_PARAMS(seed_config, svc),
 };
 
@@ -91,6 +99,15 @@ static const char seed_help_notes[] =
     "overwritten from the database and stock:{C}:holders and stock:{C}:sagas are deleted.\n"
     "It changes Redis keys only: granted orders in the shards (coupon_results) are NOT\n"
     "removed, so remove those yourself if the invariants are to hold afterwards.\n"
+    "\n"
+    "--history N inserts N past grabs into coupon_results on the shards (shards,\n"
+    "shard_strategy, shard_map), each on the shard the strategy names, one thread per\n"
+    "shard: users 1..users, coupons 1..coupons (half of the rows on the hot rooms'\n"
+    "coupons), each (user, coupon) at most once, grab_time within the history_days days\n"
+    "before today's UTC midnight. Same N and seed, same rows; a re-run adds nothing.\n"
+    "saga_id is \"" SEED_HISTORY_PREFIX "\" + 24 hex digits, so the history can be removed\n"
+    "with DELETE FROM coupon_results WHERE saga_id LIKE '" SEED_HISTORY_PREFIX "%'. It does\n"
+    "NOT touch Redis: history is not stock.\n"
     "\n"
     "Boolean flags may be given bare (--reset-stock). Exit status: 0 done, 1 failed (safe to\n"
     "re-run), 2 bad configuration.\n";
@@ -274,6 +291,57 @@ done:
     return rc;
 }
 
+/* The history part: past grabs into the shards. */
+static int seed_run_history(const seed_config *conf, cg_error *err)
+{
+    seed_history_plan hp;
+    seed_history_gen *gen = NULL;
+    seed_history_stats *st = NULL;
+    sr_map *map = NULL;
+    enum sr_strategy strategy;
+    int rc;
+
+    gen = calloc(1, sizeof(*gen));
+    st = calloc(1, sizeof(*st));
+    map = calloc(1, sizeof(*map));
+    if (gen == NULL || st == NULL || map == NULL) {
+        rc = cg_error_set(err, CG_ERR_NOMEM, "history: out of memory");
+        goto done;
+    }
+    hp.seed = conf->seed;
+    hp.rows = conf->history;
+    hp.users = conf->users;
+    hp.coupons = conf->coupons;
+    hp.hot_rooms = conf->hot_rooms;
+    hp.days = conf->history_days;
+    hp.end_time = seed_history_day_start((int64_t)time(NULL));
+    hp.batch_rows = (int)conf->batch_rows;
+    if ((rc = sr_strategy_parse(conf->svc.shard_strategy, &strategy)) != CG_OK) {
+        rc = cg_error_set(err, rc, "setting 'shard_strategy': '%s' is not hash, range-room or "
+                          "range-day", conf->svc.shard_strategy);
+        goto done;
+    }
+    if ((rc = sr_map_build(map, strategy, svc_conf_shard_count(&conf->svc), conf->svc.shard_map,
+                           err)) != CG_OK ||
+        (rc = seed_history_init(gen, &hp, err)) != CG_OK)
+        goto done;
+    log_info("-", "history: %lld rows over %lld days onto %d shards (%s), saga ids %s...",
+             hp.rows, hp.days, map->n_shards, sr_strategy_name(strategy), SEED_HISTORY_PREFIX);
+    if ((rc = seed_history_load(gen, &conf->svc, map, st, err)) != CG_OK)
+        goto done;
+    for (int i = 0; i < map->n_shards; i++)
+        log_info("-", "history: shard %d: %lld rows, %lld new", i, st->rows[i], st->inserted[i]);
+    log_info("-", "%-14s %8lld rows: %lld new, %lld kept (%.2fs, %.0f rows/s)", "history",
+             st->total_rows, st->total_inserted, st->total_rows - st->total_inserted,
+             st->seconds, st->seconds > 0 ? (double)st->total_rows / st->seconds : 0.0);
+
+done:
+    free(map);
+    free(st);
+    free(gen);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     seed_config conf;
@@ -316,6 +384,8 @@ int main(int argc, char **argv)
     if ((rc = db_connect(&dbc, &db, &err)) != CG_OK || (rc = seed_run_db(db, &plan, &err)) != CG_OK)
         goto failed;
     if (plan.coupons > 0 && (rc = seed_run_stock(&conf, db, &plan, &err)) != CG_OK)
+        goto failed;
+    if (conf.history > 0 && (rc = seed_run_history(&conf, &err)) != CG_OK)
         goto failed;
     log_info("-", "done in %.2fs", seed_now_s() - t0);
     status = SEED_EXIT_OK;

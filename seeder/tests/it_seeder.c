@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
@@ -23,7 +24,10 @@
 #include "keys.h"
 #include "log.h"
 #include "rds_sync.h"
+#include "sr_map.h"
 #include "testhelp.h"
+#include "../src/seed_data.h"
+#include "../src/seed_history.h"
 
 #define N_USERS 2000
 #define N_COUPONS 50
@@ -33,6 +37,9 @@
 #define SEEDER_LIMIT_S 120        /* bound on one seeder run */
 #define MIGRATE_BOUND_MS 10000    /* two migrations on a healthy stack */
 #define OUT_MAX 16384
+#define HISTORY_ROWS 20000
+#define MAX_SHARDS 8
+#define RANGE_ROOM_MAP "1:0,26:1,51:2,76:3"
 
 static const char *main_spec, *shards, *user, *sentinels, *master_name;
 static char password[256], seeder_bin[PATH_MAX], seeder_out[OUT_MAX];
@@ -437,6 +444,147 @@ static void test_failures(void)
     TH_CHECK(strstr(seeder_out, "does not know master") != NULL);
 }
 
+/* ---- history (--history) ------------------------------------------------------ */
+
+static MYSQL *shard_db[MAX_SHARDS];
+static int n_shards;
+
+/* Rows of the history (saga ids with its prefix) on shard i. */
+static long long history_on(int i)
+{
+    return q64_on(shard_db[i], "SELECT COUNT(*) FROM coupon_results WHERE saga_id LIKE '%s%%'",
+                  SEED_HISTORY_PREFIX);
+}
+
+static long long history_total(void)
+{
+    long long t = 0;
+
+    for (int i = 0; i < n_shards; i++)
+        t += history_on(i);
+    return t;
+}
+
+static void history_delete(void)
+{
+    char sql[256];
+    cg_error err = {0, ""};
+
+    snprintf(sql, sizeof(sql), "DELETE FROM coupon_results WHERE saga_id LIKE '%s%%'",
+             SEED_HISTORY_PREFIX);
+    for (int i = 0; i < n_shards; i++) {
+        if (shard_db[i] == NULL || db_exec(shard_db[i], sql, NULL, &err) != CG_OK)
+            TH_FAIL_AT("shard %d: %s", i, shard_db[i] == NULL ? "no connection" : err.msg);
+    }
+}
+
+/* `shard-router verify` of the same build under the strategy; its exit status. */
+static int run_verify(const char *strategy, const char *map)
+{
+    char bin[PATH_MAX], cmd[2 * PATH_MAX];
+    int rc;
+
+    snprintf(bin, sizeof(bin), "%.*s/shard-router", (int)(strrchr(seeder_bin, '/') - seeder_bin),
+             seeder_bin);
+    snprintf(cmd, sizeof(cmd), "env SR_SHARDS='%s' SR_DB_USER='%s' SR_DB_PASSWORD_FILE='%s' "
+             "SR_SHARD_STRATEGY='%s' SR_SHARD_MAP='%s' timeout %d \"%s\" verify",
+             shards, user, getenv("MARIADB_PASSWORD_FILE"), strategy, map, SEEDER_LIMIT_S, bin);
+    rc = system(cmd);
+    return rc == -1 ? -1 : WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+/* The rows per shard the seeder must have placed, recomputed. */
+static void history_expected(enum sr_strategy strategy, const char *spec, long long *out)
+{
+    seed_history_plan p = {SEED_DEFAULT_SEED, HISTORY_ROWS, N_USERS, N_COUPONS, HOT_ROOMS, 30,
+                           seed_history_day_start((int64_t)time(NULL)), 2000};
+    seed_history_gen g;
+    seed_history_row r;
+    sr_map map;
+    cg_error err = {0, ""};
+
+    memset(out, 0, sizeof(*out) * MAX_SHARDS);
+    if (seed_history_init(&g, &p, &err) != CG_OK ||
+        sr_map_build(&map, strategy, n_shards, spec, &err) != CG_OK) {
+        TH_FAIL_AT("%s", err.msg);
+        return;
+    }
+    for (long long i = 0; i < p.rows; i++) {
+        seed_history_make(&g, i, &r);
+        out[sr_shard_of(&map, r.user_id, r.room_id, r.grab_ms / 1000)]++;
+    }
+}
+
+static void check_history_placed(enum sr_strategy strategy, const char *spec)
+{
+    long long want[MAX_SHARDS];
+
+    history_expected(strategy, spec, want);
+    for (int i = 0; i < n_shards; i++) {
+        long long got = history_on(i);
+
+        if (got != want[i])
+            TH_FAIL_AT("shard %d holds %lld history rows, %lld expected", i, got, want[i]);
+        /* one row per (user, coupon) at most */
+        TH_CHECK_INT(q64_on(shard_db[i], "SELECT COUNT(*) FROM (SELECT 1 FROM coupon_results "
+                            "GROUP BY user_id, coupon_id HAVING COUNT(*) > 1) d"), 0);
+    }
+}
+
+static void test_history_hash(void)
+{
+    char args[128];
+
+    TH_REQUIRE(n_shards > 1);
+    history_delete();
+    snprintf(args, sizeof(args), "--users %d --coupons %d --history %d", N_USERS, N_COUPONS,
+             HISTORY_ROWS);
+    TH_CHECK_INT(run_seeder("SEED_SHARD_STRATEGY=hash", args), 0);
+    TH_CHECK(strstr(seeder_out, "20000 new, 0 kept") != NULL);
+    TH_CHECK(strstr(seeder_out, "rows/s") != NULL);
+    TH_CHECK_INT(history_total(), HISTORY_ROWS);
+    check_history_placed(SR_HASH, NULL);
+    TH_CHECK_INT(run_verify("hash", ""), 0);
+    /* a re-run: the same saga ids, nothing new */
+    TH_CHECK_INT(run_seeder("SEED_SHARD_STRATEGY=hash", args), 0);
+    TH_CHECK(strstr(seeder_out, "0 new, 20000 kept") != NULL);
+    TH_CHECK_INT(history_total(), HISTORY_ROWS);
+    check_history_placed(SR_HASH, NULL);
+    /* the next test starts from no history */
+    history_delete();
+    TH_CHECK_INT(history_total(), 0);
+}
+
+static void test_history_range_room(void)
+{
+    char args[128];
+    long long most = 0;
+
+    TH_REQUIRE(n_shards == 4);
+    history_delete();
+    snprintf(args, sizeof(args), "--users %d --coupons %d --history %d", N_USERS, N_COUPONS,
+             HISTORY_ROWS);
+    TH_CHECK_INT(run_seeder("SEED_SHARD_STRATEGY=range-room SEED_SHARD_MAP=" RANGE_ROOM_MAP,
+                            args), 0);
+    TH_CHECK_INT(history_total(), HISTORY_ROWS);
+    check_history_placed(SR_RANGE_ROOM, RANGE_ROOM_MAP);
+    for (int i = 1; i < n_shards; i++)
+        most = history_on(i) > most ? history_on(i) : most;
+    /* the hot rooms 1-5 (half the rows) are all in shard 0's range */
+    TH_CHECK(history_on(0) > most);
+    TH_CHECK(history_on(0) >= HISTORY_ROWS / 2);
+    /* other tests verify the shards under hash: leave no history behind */
+    history_delete();
+    TH_CHECK_INT(history_total(), 0);
+}
+
+static void test_history_bad(void)
+{
+    TH_CHECK_INT(run_seeder("", "--users 10 --coupons 5 --history 51"), 1);
+    TH_CHECK(strstr(seeder_out, "'history'") != NULL);
+    TH_CHECK_INT(history_total(), 0);
+}
+
 int main(int argc, char **argv)
 {
     static const struct th_test tests[] = {
@@ -446,6 +594,9 @@ int main(int argc, char **argv)
         {"same seed, same data", test_deterministic},
         {"--reset-stock resets stock, holders and sagas", test_reset_stock},
         {"bad settings exit 2, unreachable servers exit 1", test_failures},
+        {"--history under hash: placed, verified, re-run adds nothing", test_history_hash},
+        {"--history under range-room: the hot rooms' shard holds the most", test_history_range_room},
+        {"--history beyond the distinct pairs is refused", test_history_bad},
     };
     const char *pw_file;
     char self[PATH_MAX - 64], *slash;
@@ -492,7 +643,18 @@ int main(int argc, char **argv)
         fprintf(stdout, "it_seeder: cannot connect to %s\n0 passed, 1 failed\n", main_spec);
         return 1;
     }
+    setenv("SEED_SHARDS", shards, 1);
+    for (const char *p = shards; p != NULL && *p != '\0' && n_shards < MAX_SHARDS;) {
+        const char *end = strchr(p, ',');
+        char spec[256];
+
+        snprintf(spec, sizeof(spec), "%.*s", (int)(end != NULL ? end - p : (long)strlen(p)), p);
+        shard_db[n_shards++] = connect_spec(spec);
+        p = end != NULL ? end + 1 : NULL;
+    }
     rc = th_main("it_seeder", tests, TH_TABLE_LEN(tests), argc, argv);
+    for (int i = 0; i < n_shards; i++)
+        db_close(shard_db[i]);
     db_close(db);
     return rc;
 }
