@@ -302,34 +302,40 @@ done:
     return rc;
 }
 
+/* Runs a query and reads its whole result set into *res (the caller frees
+ * it), so that read errors and timeouts on the rows surface now and the
+ * connection stays in step. CG_ERR_INVALID when it returns no result set. */
+static int db_query_stored(MYSQL *conn, const char *sql, MYSQL_RES **res, cg_error *err)
+{
+    char server[DB_SERVER_MAX];
+    long long t0 = db_now_ms();
+
+    *res = NULL;
+    if (mysql_real_query(conn, sql, strlen(sql)) != 0)
+        return db_fail_sql(conn, sql, t0, err);
+    *res = mysql_store_result(conn);
+    if (*res != NULL)
+        return CG_OK;
+    if (mysql_errno(conn) != 0)
+        return db_fail_sql(conn, sql, t0, err);
+    db_server_name(conn, server, sizeof(server));
+    return cg_error_set(err, CG_ERR_INVALID, "mariadb %s: \"%.*s\": returned no result set",
+                        server, DB_SQL_SHOWN, sql);
+}
+
 int db_query_int64(MYSQL *conn, const char *sql, int64_t *out, cg_error *err)
 {
     MYSQL_RES *res = NULL;
     MYSQL_ROW row;
     char server[DB_SERVER_MAX], *end;
-    long long v, t0;
+    long long v;
     int rc;
 
     if (conn == NULL || sql == NULL || out == NULL)
         return cg_error_set(err, CG_ERR_INVALID, "db_query_int64: NULL argument");
-    t0 = db_now_ms();
-    if (mysql_real_query(conn, sql, strlen(sql)) != 0) {
-        rc = db_fail_sql(conn, sql, t0, err);
+    rc = db_query_stored(conn, sql, &res, err);
+    if (rc != CG_OK)
         goto done;
-    }
-    /* The whole result is read here, so that read errors and timeouts on
-     * the rows surface now and the connection stays in step. */
-    res = mysql_store_result(conn);
-    if (res == NULL) {
-        if (mysql_errno(conn) != 0) {
-            rc = db_fail_sql(conn, sql, t0, err);
-        } else {
-            db_server_name(conn, server, sizeof(server));
-            rc = cg_error_set(err, CG_ERR_INVALID, "mariadb %s: \"%.*s\": returned no result set",
-                              server, DB_SQL_SHOWN, sql);
-        }
-        goto done;
-    }
     row = mysql_fetch_row(res);
     if (row == NULL || row[0] == NULL) {
         db_server_name(conn, server, sizeof(server));
@@ -359,31 +365,16 @@ int db_query_rows(MYSQL *conn, const char *sql, db_row_cb on_row, void *arg, uin
 {
     MYSQL_RES *res = NULL;
     MYSQL_ROW row;
-    char server[DB_SERVER_MAX];
     unsigned int n_fields;
-    long long t0;
     int rc;
 
     if (n_rows != NULL)
         *n_rows = 0;
     if (conn == NULL || sql == NULL || on_row == NULL)
         return cg_error_set(err, CG_ERR_INVALID, "db_query_rows: NULL argument");
-    t0 = db_now_ms();
-    if (mysql_real_query(conn, sql, strlen(sql)) != 0) {
-        rc = db_fail_sql(conn, sql, t0, err);
+    rc = db_query_stored(conn, sql, &res, err);
+    if (rc != CG_OK)
         goto done;
-    }
-    res = mysql_store_result(conn);
-    if (res == NULL) {
-        if (mysql_errno(conn) != 0) {
-            rc = db_fail_sql(conn, sql, t0, err);
-        } else {
-            db_server_name(conn, server, sizeof(server));
-            rc = cg_error_set(err, CG_ERR_INVALID, "mariadb %s: \"%.*s\": returned no result set",
-                              server, DB_SQL_SHOWN, sql);
-        }
-        goto done;
-    }
     if (n_rows != NULL)
         *n_rows = (uint64_t)mysql_num_rows(res);
     n_fields = mysql_num_fields(res);
