@@ -6,8 +6,9 @@
  * their state for other users (WATCH, MULTI, SELECT, SUBSCRIBE, ...), and a
  * lease records what its holder left open (WATCH, MULTI) to clean it up on
  * release. Every completion passes through rds_cmd_finish(), which keeps the
- * stats, reacts to replies that mean "this is no longer the master", and
- * calls the callback. */
+ * stats, reacts to replies that mean "this is no longer the master" (in
+ * replica mode READONLY is not one of them: it is what a replica answers a
+ * caller's write), and calls the callback. */
 #include "rds_int.h"
 
 #include <stdarg.h>
@@ -214,6 +215,9 @@ static void check_failover_error(rds_link *l, const redisReply *r)
             strncmp(r->str, failover_errors[i], n) == 0)
             hit = failover_errors[i];
     }
+    /* A replica refusing a write: the caller's business, the server is fine. */
+    if (hit != NULL && c->mode == RDS_ROLE_REPLICA && strcmp(hit, "READONLY") == 0)
+        hit = NULL;
     if (hit != NULL && l->kind == RDS_LINK_POOL && l->state != RDS_LINK_CLOSING) {
         log_warn(c->name, "%s:%d answered \"%s\": dropping its links", l->host, l->port,
                  r->str);
@@ -261,7 +265,8 @@ rds_lease *rds_lease_acquire(rds_client *c)
     rds_link *best = NULL;
     int unleased = 0;
 
-    for (int i = 0; i < c->pool_size && !c->closing; i++) {
+    /* Replica mode: transactions belong to the master. */
+    for (int i = 0; i < c->pool_size && !c->closing && c->mode == RDS_ROLE_MASTER; i++) {
         rds_link *l = &c->pool[i];
 
         if (l->state != RDS_LINK_READY || l->lease != NULL)

@@ -2,9 +2,11 @@
  *
  * rds_link.c   one hiredis async connection: connect deadline, a bounded FIFO
  *              of pending commands with deadlines, teardown.
- * rds_sentinel.c  asking the sentinels for the master, and the +switch-master
+ * rds_sentinel.c  asking the sentinels for the master (and, in replica mode,
+ *              ranking the replicas they see healthy), and the +switch-master
  *              subscription.
- * rds.c        the client: discovery state machine, the master pool, the timer.
+ * rds.c        the client: discovery state machine, the replica probe, the
+ *              pool, the timer.
  * rds_cmd.c    the public command API and leases.
  *
  * Lifetime rule that keeps hiredis safe: a redisAsyncContext is freed by us
@@ -19,6 +21,7 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
+#include "log.h"
 #include "rds.h"
 
 #define RDS_HOST_MAX 256
@@ -26,11 +29,17 @@
 #define RDS_WHY_MAX 128
 #define RDS_TICK_MS 10                    /* deadline resolution of the client timer */
 
+/* A routine line of a discovery round: at debug in a quiet round (the
+ * periodic replica retry), so that staying on the fallback is said once. */
+#define rds_log_round(c, ...) \
+    log_at((c)->quiet ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, (c)->name, __VA_ARGS__)
+
 /* What a link is for; decides what it sends once connected and what its loss means. */
 enum rds_link_kind {
-    RDS_LINK_POOL = 0,   /* a master connection carrying user commands */
-    RDS_LINK_ASK,        /* a short query to one sentinel for the master address */
-    RDS_LINK_SUB         /* the +switch-master subscription to one sentinel */
+    RDS_LINK_POOL = 0,   /* a server connection carrying user commands */
+    RDS_LINK_ASK,        /* a short query to one sentinel for the master (and replicas) */
+    RDS_LINK_SUB,        /* the +switch-master subscription to one sentinel */
+    RDS_LINK_PROBE       /* replica mode: a short ROLE check of one candidate replica */
 };
 
 /* A link's lifecycle. */
@@ -47,8 +56,9 @@ enum rds_link_state {
 /* The client's discovery state machine. */
 enum rds_state {
     RDS_ST_WAIT = 0,   /* backing off until wait_until_us, then ask the sentinels again */
-    RDS_ST_ASK,        /* asking sentinel ask_idx where the master is */
-    RDS_ST_CONNECT,    /* bringing every idle pool link up to master_host:master_port */
+    RDS_ST_ASK,        /* asking sentinel ask_idx where the master (and the replicas) are */
+    RDS_ST_PROBE,      /* replica mode: verifying candidate cand_idx on the probe link */
+    RDS_ST_CONNECT,    /* bringing every idle pool link up to server_host:server_port */
     RDS_ST_STEADY,     /* every pool link is ready; leave it when one is lost */
     RDS_ST_MAX
 };
@@ -94,10 +104,18 @@ typedef struct rds_addr {
     int port;
 } rds_addr;
 
+/* A replica the sentinel sees healthy, with its rank (higher first). */
+typedef struct rds_cand {
+    rds_addr addr;
+    uint64_t weight;
+} rds_cand;
+
 struct rds_client {
     struct event_base *base;
     char *name;                   /* master name, also the log id */
     char *password;
+    int mode;                     /* enum rds_role from the config: MASTER or REPLICA */
+    uint64_t rank_seed;           /* replica mode: this process's replica ranking */
     int connect_timeout_ms, command_timeout_ms;
     int reconnect_min_ms, reconnect_max_ms;
     int max_pending;
@@ -117,16 +135,30 @@ struct rds_client {
     int backoff_ms;               /* next wait; doubles up to reconnect_max_ms */
     int rediscover;               /* ask again at the next step */
     int hold_off;                 /* the master is not serving: back off, then ask again */
-    int stale;                    /* a pool link found a replica at master_addr */
-    int connect_failures;         /* links to the master lost or failed in RDS_ST_CONNECT */
+    int stale;                    /* master mode: a pool link found a replica at server_addr */
+    int connect_failures;         /* links to the server lost or failed in RDS_ST_CONNECT */
+    int quiet;                    /* a periodic replica round: its routine lines go to debug */
 
     /* asking (rds_sentinel.c) */
     rds_link ask;
     int ask_first;                /* sentinel to start a round with */
     int ask_idx, ask_tries;       /* sentinel being asked; how many asked this round */
-    int ask_started, ask_done, ask_ok;
+    int ask_started, ask_done, ask_ok;   /* ask_ok: the master's address is in ask_host/port */
     char ask_host[RDS_HOST_MAX];
     int ask_port;
+    /* replica mode: the sentinel's healthy replicas, best first */
+    rds_cand cands[RDS_REPLICA_CANDIDATES];
+    int n_cands;                  /* kept (at most RDS_REPLICA_CANDIDATES) */
+    int n_replicas, n_healthy;    /* listed, and healthy of those (for the log) */
+
+    /* the probe (rds.c, replica mode) */
+    rds_link probe;
+    int cand_idx;                 /* candidate being verified */
+    int probe_started, probe_done, probe_ok;
+    int probe_role;               /* enum rds_role the candidate's ROLE said */
+    char probe_why[RDS_WHY_MAX];  /* why the last candidate was not usable */
+    int on_fallback;              /* replica mode: serving from the master, said once */
+    int64_t retry_replica_us;     /* replica mode, on a master: when to look again */
 
     /* subscription (rds_sentinel.c) */
     rds_link sub;
@@ -136,10 +168,11 @@ struct rds_client {
     int64_t sub_next_us;
     int sub_ever;                 /* subscribed at least once */
 
-    /* the master */
-    char master_host[RDS_HOST_MAX];
-    int master_port;
-    char master_addr[RDS_ADDR_MAX];
+    /* the server: the master, or in replica mode a replica or the fallback master */
+    char server_host[RDS_HOST_MAX];
+    int server_port;
+    char server_addr[RDS_ADDR_MAX];
+    int server_role;              /* enum rds_role its ROLE said when a pool link was verified */
     rds_link *pool;
     int pool_size;
     int ready_count;              /* pool links in READY */
@@ -167,7 +200,7 @@ const char *rds_link_kind_name(int kind);
 
 /* rds_sentinel.c */
 int rds_sentinels_parse(rds_client *c, const char *list, cg_error *err) CG_MUSTCHECK;
-void rds_ask_round_start(rds_client *c);
+void rds_ask_round_start(rds_client *c, int quiet);
 void rds_ask_step(rds_client *c);
 void rds_ask_on_connected(rds_link *l);
 void rds_ask_on_closed(rds_link *l);
@@ -180,7 +213,10 @@ void rds_set_state(rds_client *c, int state);
 void rds_pool_on_connected(rds_link *l);
 void rds_pool_on_closed(rds_link *l);
 void rds_pool_condemn(rds_client *c, const char *why);
-void rds_master_found(rds_client *c, const char *host, int port);
+void rds_server_found(rds_client *c, const char *host, int port);
+void rds_replica_round_done(rds_client *c);
+void rds_probe_on_connected(rds_link *l);
+void rds_probe_on_closed(rds_link *l);
 void rds_enter_wait(rds_client *c, const char *why);
 void rds_link_on_connected(rds_link *l);
 void rds_link_on_closed(rds_link *l);

@@ -46,9 +46,10 @@ void rds_kick(rds_client *c)
 const char *rds_link_kind_name(int kind)
 {
     switch (kind) {
-    case RDS_LINK_POOL: return "master";
+    case RDS_LINK_POOL: return "pool";
     case RDS_LINK_ASK: return "sentinel query";
     case RDS_LINK_SUB: return "sentinel subscription";
+    case RDS_LINK_PROBE: return "replica probe";
     default: return "?";
     }
 }

@@ -3,10 +3,23 @@
  * Two links talk to the sentinels. The query link asks them in turn, one
  * short connection each (bounded by the connect and command deadlines),
  * "SENTINEL get-master-addr-by-name <name>"; the first answer wins and the
- * client goes on to connect and verify it (rds.c). The subscription link
- * stays SUBSCRIBEd to +switch-master on one sentinel; a message for our
- * master moves the pool at once, and a lost subscription moves to the next
- * sentinel and asks again, since a switch may have been missed meanwhile. */
+ * client goes on to connect and verify it (rds.c). In replica mode the same
+ * connection first asks "SENTINEL replicas <name>" (pipelined: still one
+ * round trip), keeps the replicas that sentinel sees healthy and ranks them;
+ * rds.c verifies them in that order and falls back to the master.
+ *
+ * The ranking is rendezvous hashing: each replica weighs hash(process seed,
+ * "ip:port") and the heaviest comes first. It is stable for a process as long
+ * as the replica set is (a reconnect returns to the same replica, so reads
+ * do not jump between replicas that lag differently), it spreads processes
+ * evenly, and a replica that leaves or joins moves only the processes that
+ * rank it first.
+ *
+ * The subscription link stays SUBSCRIBEd to +switch-master on one sentinel;
+ * a message for our master moves the pool at once (in replica mode: drops it
+ * and chooses again, the replica set changed), and a lost subscription moves
+ * to the next sentinel and asks again, since a switch may have been missed
+ * meanwhile. */
 #include "rds_int.h"
 
 #include <stdio.h>
@@ -77,10 +90,12 @@ static void ask_start_one(rds_client *c)
 {
     const rds_addr *s = &c->sentinels[c->ask_idx];
 
-    log_info(c->name, "asking sentinel %s:%d for the master", s->host, s->port);
+    rds_log_round(c, "asking sentinel %s:%d for the %s", s->host, s->port,
+                  c->mode == RDS_ROLE_REPLICA ? "replicas and the master" : "master");
     c->ask_started = 1;
     c->ask_done = 0;
     c->ask_ok = 0;
+    c->n_cands = c->n_replicas = c->n_healthy = 0;
     if (rds_link_connect(&c->ask, s->host, s->port) != CG_OK) {
         log_warn(c->name, "sentinel %s:%d: %s", s->host, s->port, c->ask.why);
         c->ask_done = 1;
@@ -90,9 +105,12 @@ static void ask_start_one(rds_client *c)
 
 static void ask_finish(rds_client *c)
 {
-    if (c->ask_ok) {
+    if (c->ask_ok || c->n_cands > 0) {
         c->ask_first = c->ask_idx;   /* start the next round with the one that answered */
-        rds_master_found(c, c->ask_host, c->ask_port);
+        if (c->mode == RDS_ROLE_REPLICA)
+            rds_replica_round_done(c);
+        else
+            rds_server_found(c, c->ask_host, c->ask_port);
     } else if (++c->ask_tries >= c->n_sentinels) {
         rds_enter_wait(c, "no sentinel gave the master address");
     } else {
@@ -101,10 +119,12 @@ static void ask_finish(rds_client *c)
     }
 }
 
-void rds_ask_round_start(rds_client *c)
+void rds_ask_round_start(rds_client *c, int quiet)
 {
-    /* A query still running belongs to an older round: drop it, ignore its answer. */
+    /* A query or probe still running belongs to an older round: drop it, ignore its answer. */
     rds_link_mark_closing(&c->ask, CG_ERR_IO, "superseded by a new round");
+    rds_link_mark_closing(&c->probe, CG_ERR_IO, "superseded by a new round");
+    c->quiet = quiet;
     c->ask_idx = c->ask_first;
     c->ask_tries = 0;
     c->ask_started = c->ask_done = c->ask_ok = 0;
@@ -156,20 +176,147 @@ static void ask_reply(rds_client *c, int status, redisReply *r, void *arg)
     if (status == CG_OK && l->state == RDS_LINK_HANDSHAKE && !c->closing) {
         c->ask_ok = ask_parse(c, r, why, sizeof(why));
         c->ask_done = 1;
-        if (c->ask_ok)
+        if (!c->ask_ok)
+            log_warn(c->name, "sentinel %s:%d: %s", l->host, l->port, why);
+        else if (c->mode == RDS_ROLE_REPLICA)
+            rds_log_round(c, "sentinel %s:%d says the master is %s:%d; %d replica(s), %d healthy",
+                          l->host, l->port, c->ask_host, c->ask_port, c->n_replicas,
+                          c->n_healthy);
+        else
             log_info(c->name, "sentinel %s:%d says the master is %s:%d", l->host, l->port,
                      c->ask_host, c->ask_port);
-        else
-            log_warn(c->name, "sentinel %s:%d: %s", l->host, l->port, why);
         rds_link_mark_closing(l, CG_ERR_IO, "query done");
+    }
+}
+
+/* ---- replica mode: the sentinel's replicas, healthy ones ranked ---------------- */
+
+/* A field of one SENTINEL replicas entry (a flat array: name, value, ...). */
+static const char *entry_field(const redisReply *e, const char *name)
+{
+    for (size_t k = 0; k + 1 < e->elements; k += 2) {
+        const redisReply *key = e->element[k], *val = e->element[k + 1];
+
+        if (key->type == REDIS_REPLY_STRING && val->type == REDIS_REPLY_STRING &&
+            strcmp(key->str, name) == 0)
+            return val->str;
+    }
+    return NULL;
+}
+
+/* 1 when the comma-separated flags hold flag. */
+static int has_flag(const char *flags, const char *flag)
+{
+    size_t n = strlen(flag);
+    const char *p = flags;
+    int hit = 0;
+
+    while (!hit && p != NULL) {
+        hit = strncmp(p, flag, n) == 0 && (p[n] == ',' || p[n] == '\0');
+        p = strchr(p, ',');
+        if (p != NULL)
+            p++;
+    }
+    return hit;
+}
+
+/* Rendezvous weight: FNV-1a over the seed and "ip:port", then the splitmix64
+ * finaliser so that close seeds and ports still spread. */
+static uint64_t rank_weight(uint64_t seed, const char *host, int port)
+{
+    char addr[RDS_ADDR_MAX];
+    uint64_t h = 14695981039346656037ULL;
+    int n = snprintf(addr, sizeof(addr), "%s:%d", host, port);
+
+    for (int i = 0; i < 8; i++) {
+        h ^= (seed >> (8 * i)) & 0xff;
+        h *= 1099511628211ULL;
+    }
+    for (int i = 0; i < n && i < (int)sizeof(addr) - 1; i++) {
+        h ^= (unsigned char)addr[i];
+        h *= 1099511628211ULL;
+    }
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebULL;
+    h ^= h >> 31;
+    return h;
+}
+
+/* Keeps the RDS_REPLICA_CANDIDATES heaviest, heaviest first. */
+static void cand_insert(rds_client *c, const char *host, int port)
+{
+    uint64_t w = rank_weight(c->rank_seed, host, port);
+    int i = c->n_cands < RDS_REPLICA_CANDIDATES ? c->n_cands++ : RDS_REPLICA_CANDIDATES;
+
+    while (i > 0 && c->cands[i - 1].weight < w) {
+        if (i < RDS_REPLICA_CANDIDATES)
+            c->cands[i] = c->cands[i - 1];
+        i--;
+    }
+    if (i < RDS_REPLICA_CANDIDATES) {
+        snprintf(c->cands[i].addr.host, sizeof(c->cands[i].addr.host), "%s", host);
+        c->cands[i].addr.port = port;
+        c->cands[i].weight = w;
+    }
+}
+
+/* Healthy: the sentinel reaches it (no s_down, o_down, disconnected) and it
+ * reaches the master (master-link-status ok), so its data is current. */
+static int replica_healthy(const redisReply *e, const char **ip, long *port)
+{
+    const char *flags, *link, *port_s;
+    char *end = NULL;
+
+    if (e->type != REDIS_REPLY_ARRAY)
+        return 0;
+    *ip = entry_field(e, "ip");
+    port_s = entry_field(e, "port");
+    flags = entry_field(e, "flags");
+    link = entry_field(e, "master-link-status");
+    if (*ip == NULL || port_s == NULL || flags == NULL || link == NULL ||
+        strlen(*ip) >= RDS_HOST_MAX)
+        return 0;
+    *port = strtol(port_s, &end, 10);
+    return *end == '\0' && *port > 0 && *port <= 65535 && !has_flag(flags, "s_down") &&
+           !has_flag(flags, "o_down") && !has_flag(flags, "disconnected") &&
+           strcmp(link, "ok") == 0;
+}
+
+static void replicas_reply(rds_client *c, int status, redisReply *r, void *arg)
+{
+    rds_link *l = arg;
+    const char *ip = NULL;
+    long port = 0;
+
+    if (status != CG_OK || l->state != RDS_LINK_HANDSHAKE || c->closing) {
+        /* reported by ask_reply or rds_ask_on_closed */
+    } else if (r->type != REDIS_REPLY_ARRAY) {
+        log_warn(c->name, "sentinel %s:%d: SENTINEL replicas: %s", l->host, l->port,
+                 r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    } else {
+        for (size_t i = 0; i < r->elements; i++) {
+            c->n_replicas++;
+            if (replica_healthy(r->element[i], &ip, &port)) {
+                c->n_healthy++;
+                cand_insert(c, ip, (int)port);
+            }
+        }
     }
 }
 
 void rds_ask_on_connected(rds_link *l)
 {
     rds_client *c = l->client;
+    int rc = CG_OK;
 
-    if (rds_link_sendf(l, ask_reply, l, "SENTINEL get-master-addr-by-name %s", c->name) != CG_OK)
+    /* Pipelined: one round trip; the master is the fallback. */
+    if (c->mode == RDS_ROLE_REPLICA)
+        rc = rds_link_sendf(l, replicas_reply, l, "SENTINEL replicas %s", c->name);
+    if (rc == CG_OK)
+        rc = rds_link_sendf(l, ask_reply, l, "SENTINEL get-master-addr-by-name %s", c->name);
+    if (rc != CG_OK)
         rds_link_mark_closing(l, CG_ERR_IO, "cannot send the query");
 }
 
@@ -227,7 +374,14 @@ static void sub_switch(rds_client *c, const rds_link *l, const char *msg)
                  msg);
     } else if (strcmp(name, c->name) != 0) {
         log_debug(c->name, "+switch-master for another master: %s", msg);
-    } else if (strcmp(new_ip, c->master_host) == 0 && new_port == c->master_port) {
+    } else if (c->mode == RDS_ROLE_REPLICA) {
+        log_info(c->name, "+switch-master from sentinel %s:%d: %s:%d -> %s:%d; the replicas "
+                 "change: choosing again", l->host, l->port, old_ip, old_port, new_ip, new_port);
+        /* Whatever the pool reads from changed role or master; verify again. */
+        rds_pool_condemn(c, "+switch-master");
+        c->rediscover = 1;
+        rds_kick(c);
+    } else if (strcmp(new_ip, c->server_host) == 0 && new_port == c->server_port) {
         log_info(c->name, "+switch-master to %s:%d: already there", new_ip, new_port);
     } else {
         log_info(c->name, "+switch-master from sentinel %s:%d: %s:%d -> %s:%d; following",

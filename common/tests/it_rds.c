@@ -806,6 +806,8 @@ struct fake {
     struct evconnlistener *lis;
     int port;
     int answer_port;                   /* what get-master-addr-by-name answers */
+    const char *replicas;              /* what SENTINEL replicas answers (RESP); NULL: as above */
+    const char *role_state;            /* ROLE: a replica with this link state; NULL: master */
     const char *error;                 /* the answer to any other command */
     struct bufferevent *conns[64];
     int subscribed[64];
@@ -816,13 +818,16 @@ static void bulk(struct evbuffer *out, const char *s)
     evbuffer_add_printf(out, "$%zu\r\n%s\r\n", strlen(s), s);
 }
 
-/* Bytes used by one complete request "*N\r\n$L\r\n...\r\n"; 0 while incomplete. */
-static size_t fake_parse(const char *p, size_t len, char *name, size_t size)
+/* Bytes used by one complete request "*N\r\n$L\r\n...\r\n"; 0 while incomplete.
+ * name gets the first argument, arg1 the second ("" when there is none). */
+static size_t fake_parse(const char *p, size_t len, char *name, size_t size, char *arg1,
+                         size_t arg1size)
 {
     const char *end = p + len, *q = p, *nl = memchr(p, '\n', len);
     long argc, n;
 
     name[0] = '\0';
+    arg1[0] = '\0';
     if (len < 4 || *p != '*' || nl == NULL)
         return 0;
     argc = strtol(p + 1, NULL, 10);
@@ -836,6 +841,8 @@ static size_t fake_parse(const char *p, size_t len, char *name, size_t size)
             return 0;
         if (i == 0)
             snprintf(name, size, "%.*s", (int)n, q);
+        if (i == 1)
+            snprintf(arg1, arg1size, "%.*s", (int)n, q);
         q += n + 2;
     }
     return (size_t)(q - p);
@@ -845,14 +852,17 @@ static void fake_read(struct bufferevent *bev, void *arg)
 {
     struct fake *f = arg;
     struct evbuffer *in = bufferevent_get_input(bev), *out = bufferevent_get_output(bev);
-    char name[32], port[16];
+    char name[32], arg1[32], port[16];
     size_t used;
 
     while (evbuffer_get_length(in) > 0 &&
            (used = fake_parse((const char *)evbuffer_pullup(in, -1), evbuffer_get_length(in),
-                              name, sizeof(name))) > 0) {
+                              name, sizeof(name), arg1, sizeof(arg1))) > 0) {
         evbuffer_drain(in, used);
-        if (strcasecmp(name, "SENTINEL") == 0) {
+        if (strcasecmp(name, "SENTINEL") == 0 && strcasecmp(arg1, "replicas") == 0 &&
+            f->replicas != NULL) {
+            evbuffer_add(out, f->replicas, strlen(f->replicas));
+        } else if (strcasecmp(name, "SENTINEL") == 0) {
             snprintf(port, sizeof(port), "%d", f->answer_port);
             evbuffer_add_printf(out, "*2\r\n");
             bulk(out, "127.0.0.1");
@@ -864,6 +874,13 @@ static void fake_read(struct bufferevent *bev, void *arg)
             bulk(out, "subscribe");
             bulk(out, "+switch-master");
             evbuffer_add_printf(out, ":1\r\n");
+        } else if (strcasecmp(name, "ROLE") == 0 && f->role_state != NULL) {
+            evbuffer_add_printf(out, "*5\r\n");
+            bulk(out, "slave");
+            bulk(out, "127.0.0.1");
+            evbuffer_add_printf(out, ":%d\r\n", f->answer_port);
+            bulk(out, f->role_state);
+            evbuffer_add_printf(out, ":-1\r\n");
         } else if (strcasecmp(name, "ROLE") == 0) {
             evbuffer_add_printf(out, "*3\r\n");
             bulk(out, "master");
@@ -1050,6 +1067,395 @@ static void test_stale_view_and_readonly(void)
     fake_stop(&f);
 }
 
+/* ---- 9. replica mode against the real stack ----------------------------------------- */
+
+#define FALLBACK_BOUND_MS 5000    /* replica killed -> reads served by the master */
+#define MOVE_BACK_BOUND_MS 30000  /* replica restarted -> reads back on it */
+#define REPLICATION_BOUND_MS 5000 /* a write on the master readable on the replica */
+
+struct served {
+    rds_client *c;
+    rds_role role;
+    const char *addr;
+};
+
+/* Up, on the given kind of server, at the given address. */
+static int served_as(void *arg)
+{
+    struct served *s = arg;
+
+    return rds_client_is_up(s->c) && rds_server_role(s->c) == s->role &&
+           strcmp(rds_server_addr(s->c), s->addr) == 0;
+}
+
+struct poll_get {
+    rds_client *c;
+    const char *key, *want;
+    struct result res;
+    int in_flight, seen;
+};
+
+/* Keeps one GET in flight until one answers want. */
+static int poll_get_seen(void *arg)
+{
+    struct poll_get *p = arg;
+
+    if (p->in_flight && p->res.done) {
+        p->in_flight = 0;
+        p->seen = p->res.status == CG_OK && p->res.type == REDIS_REPLY_STRING &&
+                  strcmp(p->res.str, p->want) == 0;
+    }
+    if (!p->seen && !p->in_flight) {
+        memset(&p->res, 0, sizeof(p->res));
+        p->in_flight = rds_command(p->c, on_result, &p->res, "GET %s", p->key) == CG_OK;
+    }
+    return p->seen;
+}
+
+static int poll_get_idle(void *arg)
+{
+    struct poll_get *p = arg;
+
+    return !p->in_flight || p->res.done;
+}
+
+/* 1 when a GET of key through c answers want within timeout_ms. */
+static int get_until(rds_client *c, const char *key, const char *want, int timeout_ms)
+{
+    struct poll_get p;
+    int seen;
+
+    memset(&p, 0, sizeof(p));
+    p.c = c;
+    p.key = key;
+    p.want = want;
+    seen = run_until(poll_get_seen, &p, timeout_ms);
+    /* The callback points at p: wait for it (the client answers within its timeout). */
+    if (!run_until(poll_get_idle, &p, 5000))
+        TH_FAIL_AT("a GET through the client got no callback");
+    return seen;
+}
+
+static int count_in(const char *text, const char *what)
+{
+    int n = 0;
+
+    for (const char *p = text; p != NULL && (p = strstr(p, what)) != NULL; p += strlen(what))
+        n++;
+    return n;
+}
+
+static void test_replica_reads(void)
+{
+    rds_config cfg;
+    struct state_log msl = {0, 0, 0}, rsl = {0, 0, 0};
+    struct served want;
+    struct rejoin j = {0, 0};
+    struct result res;
+    rds_stats st0, st;
+    char view[300], view_after[300], replica_addr[64], token[64], *colon, *logged = NULL;
+    const char *key = "it_rds:replica", *replica_name = NULL;
+    rds_client *m = NULL, *r = NULL;
+    long long t0;
+    int killed = 0, log_fd = -1, replica_port = 0, pid;
+
+    sentinel_master(view, sizeof(view));
+    colon = strrchr(view, ':');
+    TH_REQUIRE(colon != NULL);
+    replica_port = atoi(colon + 1) == port_a ? port_b : port_a;
+    replica_name = instance_name(replica_port);
+    snprintf(replica_addr, sizeof(replica_addr), "127.0.0.1:%d", replica_port);
+    fprintf(stdout, "    master %s, replica %s (%s)\n", view, replica_addr, replica_name);
+
+    config_for_stack(&cfg);
+    TH_CHECK_INT(cfg.role, RDS_ROLE_MASTER);   /* the default stays master mode */
+    m = client_new(&cfg, &msl);
+    cfg.role = RDS_ROLE_REPLICA;
+    cfg.reconnect_max_ms = 500;                /* retry period on the fallback */
+    t0 = itk_now_ms();
+    r = client_new(&cfg, &rsl);
+    TH_REQUIRE_OR_DONE(m != NULL && r != NULL);
+    TH_REQUIRE_OR_DONE(run_until(client_up, m, UP_BOUND_MS));
+    want = (struct served){r, RDS_ROLE_REPLICA, replica_addr};
+    TH_REQUIRE_OR_DONE(run_until(served_as, &want, UP_BOUND_MS));
+    fprintf(stdout, "    replica client on %s (replica) in %lld ms\n", rds_server_addr(r),
+            itk_now_ms() - t0);
+    TH_CHECK_INT(rds_server_role(m), RDS_ROLE_MASTER);
+    TH_CHECK_STR(rds_server_addr(m), view);
+    TH_CHECK_STR(rds_master_addr(m), rds_server_addr(m));
+    TH_CHECK_STR(rds_master_addr(r), rds_server_addr(r));
+    TH_CHECK_INT(cmd_wait(r, NULL, &res, "ROLE"), CG_OK);
+    TH_CHECK_STR(res.str, "slave");
+
+    /* A write on the master becomes readable through the replica client. */
+    snprintf(token, sizeof(token), "v%d-%lld", (int)getpid(), itk_now_ms());
+    TH_CHECK_INT(cmd_wait(m, NULL, &res, "SET %s %s", key, token), CG_OK);
+    TH_CHECK_STR(res.str, "OK");
+    t0 = itk_now_ms();
+    TH_CHECK(get_until(r, key, token, REPLICATION_BOUND_MS));
+    fprintf(stdout, "    write on the master read on the replica after %lld ms\n",
+            itk_now_ms() - t0);
+
+    /* Writes are not policed; READONLY is the caller's and moves nothing. */
+    rds_client_stats(r, &st0);
+    TH_CHECK_INT(cmd_wait(r, NULL, &res, "SET %s %s", key, "from-replica-client"), CG_OK);
+    TH_CHECK_INT(res.type, REDIS_REPLY_ERROR);
+    TH_CHECK(strncmp(res.str, "READONLY", 8) == 0);
+    run_for(300);
+    TH_CHECK(served_as(&want));
+    rds_client_stats(r, &st);
+    TH_CHECK_INT(st.connects, st0.connects);
+    TH_CHECK_INT(st.failovers, st0.failovers);
+    TH_CHECK_INT(rsl.downs, 0);
+    TH_CHECK(rds_lease_acquire(r) == NULL);   /* transactions belong to the master */
+
+    /* SIGKILL the replica: reads fall back to the master, said once. The kill is
+     * sent from here, not by `stack kill`, so that the loop runs at once (the
+     * script blocks it while it waits) and the client meets a replica the
+     * sentinels still list as healthy. */
+    pid = itk_stack_pid(replica_name);
+    TH_REQUIRE_OR_DONE(pid > 0);
+    capture_log_begin(&log_fd);
+    fprintf(stdout, "    SIGKILL %s (pid %d)\n", replica_name, pid);
+    t0 = itk_now_ms();
+    TH_REQUIRE_OR_DONE(kill(pid, SIGKILL) == 0);
+    killed = 1;
+    want = (struct served){r, RDS_ROLE_MASTER, view};
+    TH_CHECK(run_until(served_as, &want, FALLBACK_BOUND_MS));
+    fprintf(stdout, "    reads on the master %s %lld ms after the kill\n", rds_server_addr(r),
+            itk_now_ms() - t0);
+    TH_CHECK(get_until(r, key, token, 1000));
+    TH_CHECK_INT(cmd_wait(r, NULL, &res, "ROLE"), CG_OK);
+    TH_CHECK_STR(res.str, "master");
+    /* Several retry periods on the fallback: it stays, quietly. */
+    run_for(4 * cfg.reconnect_max_ms);
+    TH_CHECK(served_as(&want));
+
+    TH_CHECK_INT(itk_script("stack", "start-one %s", replica_name), 0);
+    killed = 0;
+    t0 = itk_now_ms();
+    want = (struct served){r, RDS_ROLE_REPLICA, replica_addr};
+    TH_CHECK(run_until(served_as, &want, MOVE_BACK_BOUND_MS));
+    fprintf(stdout, "    reads back on the replica %s %lld ms after it was started\n",
+            rds_server_addr(r), itk_now_ms() - t0);
+    logged = capture_log_end(log_fd);
+    log_fd = -1;
+    TH_CHECK_INT(count_in(logged, "reading from the master"), 1);
+    TH_CHECK_INT(count_in(logged, "is usable again"), 1);
+    TH_CHECK(get_until(r, key, token, 1000));
+    TH_CHECK_INT(cmd_wait(r, NULL, &res, "ROLE"), CG_OK);
+    TH_CHECK_STR(res.str, "slave");
+    rds_client_stats(r, &st);
+    TH_CHECK_INT(st.fallbacks, 1);
+    TH_CHECK_INT(msl.downs, 0);   /* the master-mode client never noticed */
+
+done:
+    if (log_fd >= 0)
+        free(capture_log_end(log_fd));
+    free(logged);
+    if (killed && replica_name != NULL)
+        TH_CHECK_INT(itk_script("stack", "start-one %s", replica_name), 0);
+    rds_client_free(r);
+    rds_client_free(m);
+    /* The stack as it was: the same master, the replica connected and seen healthy. */
+    sentinel_master(view_after, sizeof(view_after));
+    TH_CHECK_STR(view_after, view);
+    j.port = replica_port;
+    TH_CHECK(run_until(rejoined, &j, REJOIN_BOUND_MS));
+}
+
+/* ---- 10. replica choice, against a fake sentinel ---------------------------------------- */
+
+struct fake_replica {
+    int port;
+    const char *flags;
+    const char *link;   /* master-link-status */
+};
+
+struct downs_since {
+    const struct state_log *sl;
+    int downs;
+};
+
+static int went_down(void *arg)
+{
+    struct downs_since *d = arg;
+
+    return d->sl->downs > d->downs;
+}
+
+/* SENTINEL replicas' answer: one flat field/value array per replica. */
+static void fake_replicas_resp(char *buf, size_t size, const struct fake_replica *list, int n)
+{
+    size_t len = (size_t)snprintf(buf, size, "*%d\r\n", n);
+
+    for (int i = 0; i < n && len < size; i++) {
+        char name[32], port[16];
+        const char *fields[] = {"name", name, "ip", "127.0.0.1", "port", port,
+                                "runid", "0000", "flags", list[i].flags,
+                                "master-link-status", list[i].link, "slave-priority", "100"};
+        size_t nf = sizeof(fields) / sizeof(fields[0]);
+
+        snprintf(name, sizeof(name), "127.0.0.1:%d", list[i].port);
+        snprintf(port, sizeof(port), "%d", list[i].port);
+        len += (size_t)snprintf(buf + len, size - len, "*%zu\r\n", nf);
+        for (size_t k = 0; k < nf && len < size; k++)
+            len += (size_t)snprintf(buf + len, size - len, "$%zu\r\n%s\r\n", strlen(fields[k]),
+                                    fields[k]);
+    }
+}
+
+static void test_replica_choice(void)
+{
+    static char resp[4096];
+    rds_config cfg;
+    struct state_log sl = {0, 0, 0};
+    struct fake f;
+    struct served want;
+    struct result res;
+    char list[64], view[300], master_addr[300], replica_addr[64], fake_addr[64], *colon;
+    struct downs_since dl;
+    rds_stats st, st0;
+    rds_client *c = NULL;
+    int real_port, replica_port;
+    int dead1 = itk_closed_port(), dead2 = itk_closed_port(), dead3 = itk_closed_port();
+
+    /* Configuration: master mode by default, a bad role refused. */
+    {
+        cg_error err = {0, ""};
+        rds_client *bad = NULL;
+
+        rds_config_defaults(&cfg);
+        TH_CHECK_INT(cfg.role, RDS_ROLE_MASTER);
+        cfg.sentinels = "127.0.0.1:1";
+        cfg.master_name = "m";
+        cfg.role = (rds_role)7;
+        TH_CHECK_INT(rds_client_new(base, &cfg, NULL, NULL, &bad, &err), CG_ERR_INVALID);
+        TH_CHECK(bad == NULL);
+        TH_CHECK(strstr(err.msg, "role") != NULL);
+    }
+
+    sentinel_master(view, sizeof(view));
+    colon = strrchr(view, ':');
+    TH_REQUIRE(colon != NULL);
+    real_port = atoi(colon + 1);
+    replica_port = real_port == port_a ? port_b : port_a;
+    snprintf(master_addr, sizeof(master_addr), "%s", view);
+    snprintf(replica_addr, sizeof(replica_addr), "127.0.0.1:%d", replica_port);
+    TH_REQUIRE(fake_start(&f) == CG_OK);
+    f.answer_port = real_port;
+    f.error = "ERR not a server";
+
+    /* Every replica unhealthy in its own way (the real one "disconnected"): the master. */
+    {
+        const struct fake_replica sick[] = {
+            {dead1, "slave,s_down", "ok"},
+            {dead2, "slave", "err"},
+            {dead3, "slave,o_down", "ok"},
+            {replica_port, "slave,disconnected", "ok"},
+        };
+
+        fake_replicas_resp(resp, sizeof(resp), sick, 4);
+    }
+    f.replicas = resp;
+    snprintf(list, sizeof(list), "127.0.0.1:%d", f.port);
+    rds_config_defaults(&cfg);
+    cfg.sentinels = list;
+    cfg.master_name = "fake";
+    cfg.role = RDS_ROLE_REPLICA;
+    cfg.reconnect_max_ms = 300;
+    cfg.connect_timeout_ms = 300;
+    c = client_new(&cfg, &sl);
+    TH_REQUIRE_OR_DONE(c != NULL);
+    want = (struct served){c, RDS_ROLE_MASTER, master_addr};
+    TH_CHECK(run_until(served_as, &want, 3000));
+    run_for(3 * cfg.reconnect_max_ms);   /* retries: still nothing healthy */
+    TH_CHECK(served_as(&want));
+    rds_client_stats(c, &st);
+    TH_CHECK_INT(st.fallbacks, 1);
+    TH_CHECK_INT(st.failovers, 0);
+
+    /* Healthy by the sentinel but dead (three) and the real one: it ends on the real one,
+     * whatever the ranking puts first. */
+    {
+        const struct fake_replica mixed[] = {
+            {dead1, "slave", "ok"},
+            {replica_port, "slave", "ok"},
+            {dead2, "slave", "ok"},
+            {dead3, "slave", "ok"},
+        };
+
+        fake_replicas_resp(resp, sizeof(resp), mixed, 4);
+    }
+    want = (struct served){c, RDS_ROLE_REPLICA, replica_addr};
+    TH_CHECK(run_until(served_as, &want, 3000));
+    TH_CHECK_INT(cmd_wait(c, NULL, &res, "ROLE"), CG_OK);
+    TH_CHECK_STR(res.str, "slave");
+    rds_client_stats(c, &st);
+    TH_CHECK_INT(st.failovers, 1);
+
+    /* +switch-master: drop the pool and choose again (the same healthy replica). */
+    dl.sl = &sl;
+    dl.downs = sl.downs;
+    fake_publish_switch(&f, real_port, real_port);
+    TH_CHECK(run_until(went_down, &dl, 3000));
+    TH_CHECK(run_until(served_as, &want, 3000));
+
+    /* The replica turns unhealthy and a switch is announced: back to the master. */
+    {
+        const struct fake_replica gone[] = {{replica_port, "slave,s_down", "ok"}};
+
+        fake_replicas_resp(resp, sizeof(resp), gone, 1);
+    }
+    fake_publish_switch(&f, real_port, real_port);
+    want = (struct served){c, RDS_ROLE_MASTER, master_addr};
+    TH_CHECK(run_until(served_as, &want, 3000));
+    rds_client_stats(c, &st);
+    TH_CHECK_INT(st.fallbacks, 2);
+
+    /* An empty list is no replica; a malformed one is ignored, not trusted. */
+    f.replicas = "*0\r\n";
+    run_for(2 * cfg.reconnect_max_ms);
+    TH_CHECK(served_as(&want));
+    f.replicas = "*2\r\n$3\r\nfoo\r\n*1\r\n:1\r\n";
+    run_for(2 * cfg.reconnect_max_ms);
+    TH_CHECK(served_as(&want));
+    rds_client_stats(c, &st);
+    TH_CHECK_INT(st.fallbacks, 2);   /* staying on the master is not a new fallback */
+
+    /* A replica whose ROLE says its link is still "sync" is not used; once
+     * "connected" it is (the fake plays that replica). */
+    f.role_state = "sync";
+    {
+        const struct fake_replica syncing[] = {{f.port, "slave", "ok"}};
+
+        fake_replicas_resp(resp, sizeof(resp), syncing, 1);
+    }
+    f.replicas = resp;
+    run_for(3 * cfg.reconnect_max_ms);
+    TH_CHECK(served_as(&want));
+    f.role_state = "connected";
+    snprintf(fake_addr, sizeof(fake_addr), "127.0.0.1:%d", f.port);
+    want = (struct served){c, RDS_ROLE_REPLICA, fake_addr};
+    TH_CHECK(run_until(served_as, &want, 3000));
+
+    /* READONLY from the replica is the caller's: nothing is dropped or asked. */
+    f.error = "READONLY You can't write against a read only replica.";
+    rds_client_stats(c, &st0);
+    TH_CHECK_INT(cmd_wait(c, NULL, &res, "SET %s %s", "it_rds:ro", "x"), CG_OK);
+    TH_CHECK_INT(res.type, REDIS_REPLY_ERROR);
+    TH_CHECK(strncmp(res.str, "READONLY", 8) == 0);
+    run_for(3 * cfg.reconnect_max_ms);
+    TH_CHECK(served_as(&want));
+    rds_client_stats(c, &st);
+    TH_CHECK_INT(st.connects, st0.connects);
+    TH_CHECK_INT(st.failovers, st0.failovers);
+
+done:
+    rds_client_free(c);
+    fake_stop(&f);
+}
+
 /* ---- main ------------------------------------------------------------------------------------ */
 
 static const struct th_test tests[] = {
@@ -1061,6 +1467,8 @@ static const struct th_test tests[] = {
     {"bounded_pending", test_bounded_pending},
     {"fail_fast", test_fail_fast},
     {"stale_view_and_readonly", test_stale_view_and_readonly},
+    {"replica_reads", test_replica_reads},
+    {"replica_choice", test_replica_choice},
 };
 
 int main(int argc, char **argv)
