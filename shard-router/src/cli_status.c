@@ -147,7 +147,8 @@ int cli_status(cli_ctx *ctx)
         char ms[16] = "-", rows[24] = "-";
 
         if (is_up) {
-            snprintf(ms, sizeof(ms), "%d", lat.shard_status[i] == CG_OK ? lat.shard_ms[i] : -1);
+            if (lat.shard_status[i] == CG_OK)
+                snprintf(ms, sizeof(ms), "%.2f", (double)lat.shard_us[i] / 1000.0);
             snprintf(rows, sizeof(rows), "%" PRId64, counts[i]);
         }
         printf("%-5d %-40s %-5s %10s %12s\n", i, ctx->addr[i], is_up ? "up" : "down", ms, rows);

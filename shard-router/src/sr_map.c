@@ -246,3 +246,36 @@ int sr_shard_of_user(const sr_map *map, int64_t user_id)
 {
     return map->strategy == SR_HASH ? map->bucket_shard[sr_bucket_of_user(user_id)] : -1;
 }
+
+int sr_shard_of_room(const sr_map *map, int64_t room_id)
+{
+    return map->strategy == SR_RANGE_ROOM ? sr_range_shard(map, room_id) : -1;
+}
+
+uint64_t sr_all_shards(const sr_map *map)
+{
+    return map->n_shards >= 64 ? UINT64_MAX : (UINT64_C(1) << map->n_shards) - 1;
+}
+
+uint64_t sr_shards_of_window(const sr_map *map, int64_t from, int64_t to)
+{
+    uint64_t mask = 0;
+    int64_t first, last;
+
+    if (map->strategy != SR_RANGE_DAY)
+        return sr_all_shards(map);
+    if (to < from)
+        return 0;
+    first = sr_day_of(from);
+    last = sr_day_of(to);
+    /* Range r holds the days from its `from` up to the next range's `from`
+     * - 1; days before the first range belong to the first range too. */
+    for (int r = 0; r < map->n_ranges; r++) {
+        int64_t lo = r == 0 ? INT64_MIN : map->ranges[r].from;
+        int64_t hi = r + 1 < map->n_ranges ? map->ranges[r + 1].from - 1 : INT64_MAX;
+
+        if (lo <= last && hi >= first)
+            mask |= UINT64_C(1) << map->ranges[r].shard;
+    }
+    return mask;
+}

@@ -68,4 +68,15 @@ int sr_shard_of(const sr_map *map, int64_t user_id, int64_t room_id, int64_t gra
  * strategy spreads a user's orders (range strategies). */
 int sr_shard_of_user(const sr_map *map, int64_t user_id);
 
+/* The shard holding every order of a room under SR_RANGE_ROOM, else -1. */
+int sr_shard_of_room(const sr_map *map, int64_t room_id);
+
+/* Bit i set for every shard i of the map. */
+uint64_t sr_all_shards(const sr_map *map);
+
+/* The shards that can hold orders with grab_time in [from, to] (seconds
+ * since the epoch, UTC): under SR_RANGE_DAY those whose day ranges meet the
+ * window, else every shard. 0 when to < from. */
+uint64_t sr_shards_of_window(const sr_map *map, int64_t from, int64_t to);
+
 #endif

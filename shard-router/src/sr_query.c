@@ -41,7 +41,7 @@ typedef struct sr_slot {
     size_t n_rows, cap;
     unsigned int n_cols;
     int64_t sum;
-    int ms;
+    long long us;              /* the query's time on the worker */
 } sr_slot;
 
 struct sr_scatter {
@@ -86,12 +86,17 @@ struct sr_pool {
     sr_worker workers[SR_MAX_SHARDS];
 };
 
-static long long sr_now_ms(void)
+static long long sr_now_us(void)
 {
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static long long sr_now_ms(void)
+{
+    return sr_now_us() / 1000;
 }
 
 /* Writes to an eventfd; a full counter (EAGAIN) already means "wake up". */
@@ -449,7 +454,7 @@ static int sr_collect(sr_scatter_t *sc, const int *taken, sr_result *res, cg_err
                          taken[i] ? s->errmsg : "no answer within the timeout");
             continue;
         }
-        res->shard_ms[i] = s->ms;
+        res->shard_us[i] = s->us;
         lists[i].rows = s->rows;
         lists[i].n_rows = s->n_rows;
         lists[i].n_cols = s->n_cols;
@@ -580,7 +585,7 @@ static void sr_worker_run(sr_worker *w, sr_slot *s)
 {
     cg_error err = {0, ""};
     sr_row_ctx ctx = {s, s->sc->limit};
-    long long t0 = sr_now_ms();
+    long long t0 = sr_now_us();
     int rc = CG_OK, fresh;
 
     for (int attempt = 0; attempt < 2; attempt++) {
@@ -616,7 +621,7 @@ static void sr_worker_run(sr_worker *w, sr_slot *s)
         log_debug("-", "%s", s->errmsg);
     }
     s->status = rc;
-    s->ms = (int)(sr_now_ms() - t0);
+    s->us = sr_now_us() - t0;
 }
 
 static void *sr_worker_main(void *arg)

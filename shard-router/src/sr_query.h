@@ -81,7 +81,7 @@ typedef struct sr_result {
     int n_missing;
     int missing[SR_MAX_SHARDS];   /* the missing shards, rising */
     int shard_status[SR_MAX_SHARDS];  /* per asked shard: CG_OK, or why it is missing */
-    int shard_ms[SR_MAX_SHARDS];      /* per answering shard: its query time in ms */
+    long long shard_us[SR_MAX_SHARDS];  /* per answering shard: its query time in us */
     long long elapsed_ms;     /* the whole scatter */
     char error[CG_ERROR_MSG_MAX];   /* why the first missing shard is missing, or "" */
 } sr_result;

@@ -80,6 +80,9 @@ static void test_range_room(void)
     TH_CHECK_INT(sr_shard_of(&map, 7, 76, 0), 3);
     TH_CHECK_INT(sr_shard_of(&map, 7, 1000000, 0), 3);
     TH_CHECK_INT(sr_shard_of_user(&map, 7), -1);
+    TH_CHECK_INT(sr_shard_of_room(&map, 26), 1);
+    TH_CHECK_INT(sr_shard_of_room(&map, 100), 3);
+    TH_CHECK_INT(sr_shards_of_window(&map, 0, 1), 0xf);   /* time says nothing here */
     TH_CHECK_INT(sr_map_build(&map, SR_RANGE_ROOM, 2, NULL, &err), CG_ERR_INVALID);
     TH_CHECK_INT(sr_map_build(&map, SR_RANGE_ROOM, 2, "2:0,50:1", &err), CG_ERR_INVALID);
     TH_CHECK_INT(sr_map_build(&map, SR_RANGE_ROOM, 2, "1:0,50:1,40:0", &err), CG_ERR_INVALID);
@@ -97,8 +100,27 @@ static void test_range_day(void)
     TH_CHECK_INT(sr_shard_of(&map, 1, 1, nov1 - 1), 0);      /* before the first range */
     TH_CHECK_INT(sr_shard_of(&map, 1, 1, nov1 + 14 * 86400 - 1), 0);
     TH_CHECK_INT(sr_shard_of(&map, 1, 1, nov1 + 14 * 86400), 1);
+    TH_CHECK_INT(sr_shard_of_room(&map, 1), -1);
+    /* Windows: only the shards whose days meet [from, to]. */
+    TH_CHECK_INT(sr_shards_of_window(&map, nov1 - 86400 * 30, nov1 - 86400 * 29), 1);
+    TH_CHECK_INT(sr_shards_of_window(&map, nov1 + 13 * 86400, nov1 + 14 * 86400 - 1), 1);
+    TH_CHECK_INT(sr_shards_of_window(&map, nov1 + 14 * 86400 - 1, nov1 + 14 * 86400), 3);
+    TH_CHECK_INT(sr_shards_of_window(&map, nov1 + 20 * 86400, nov1 + 400 * 86400), 2);
+    TH_CHECK_INT(sr_shards_of_window(&map, nov1 + 2, nov1 + 1), 0);
     TH_CHECK_INT(sr_map_build(&map, SR_RANGE_DAY, 2, "2026-13-01:0,2026-11-15:1", &err),
                  CG_ERR_INVALID);
+}
+
+static void test_hash_windows(void)
+{
+    cg_error err;
+
+    TH_REQUIRE(sr_map_build(&map, SR_HASH, 4, NULL, &err) == CG_OK);
+    TH_CHECK_INT(sr_shards_of_window(&map, 0, 86400 * 365), 0xf);
+    TH_CHECK_INT(sr_shard_of_room(&map, 3), -1);
+    TH_CHECK(sr_shard_of_user(&map, 3) >= 0);
+    TH_REQUIRE(sr_map_build(&map, SR_HASH, 1, NULL, &err) == CG_OK);
+    TH_CHECK_INT(sr_all_shards(&map), 1);
 }
 
 static void test_strategy_names(void)
@@ -120,6 +142,7 @@ int main(int argc, char **argv)
         {"hash explicit map", test_hash_explicit_map},
         {"range by room", test_range_room},
         {"range by day", test_range_day},
+        {"hash: every shard for rooms and windows", test_hash_windows},
         {"strategy names", test_strategy_names},
     };
 
