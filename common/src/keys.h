@@ -21,6 +21,8 @@
 #define KEY_STOCK_ROOM_FMT    "stock:{%lld}:room"
 /* set of coupon ids with stock loaded, for sweeps and checks */
 #define KEY_COUPONS           "coupons"
+/* set of the coupon ids of room R with stock loaded, for the room's stats */
+#define KEY_ROOM_COUPONS_FMT  "room:{%lld}:coupons"
 
 /* saga log (orchestrator): hash of the saga's state and data */
 #define KEY_SAGA_FMT          "saga:%s"

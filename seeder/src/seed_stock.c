@@ -42,8 +42,8 @@ void seed_redis_close(seed_redis *r)
 /* ---- loading ------------------------------------------------------------------ */
 
 /* Commands queued inside each MULTI (between MULTI and EXEC). */
-#define SEED_LOAD_QUEUED 5
-#define SEED_RESET_QUEUED 6
+#define SEED_LOAD_QUEUED 6
+#define SEED_RESET_QUEUED 7
 
 static int seed_append(seed_redis *r, int argc, const char **argv, cg_error *err)
 {
@@ -56,6 +56,7 @@ static int seed_append(seed_redis *r, int argc, const char **argv, cg_error *err
 static int seed_append_coupon(seed_redis *r, const seed_coupon *c, int reset, cg_error *err)
 {
     char stock[KEY_MAX], total[KEY_MAX], room[KEY_MAX], holders[KEY_MAX], sagas[KEY_MAX];
+    char room_coupons[KEY_MAX];
     char n[24], rid[24], cid[24];
     const char *nx = reset ? NULL : "NX";
     int argc = reset ? 3 : 4, rc;
@@ -65,6 +66,7 @@ static int seed_append_coupon(seed_redis *r, const seed_coupon *c, int reset, cg
     snprintf(room, sizeof(room), KEY_STOCK_ROOM_FMT, c->coupon_id);
     snprintf(holders, sizeof(holders), KEY_STOCK_HOLDERS_FMT, c->coupon_id);
     snprintf(sagas, sizeof(sagas), KEY_STOCK_SAGAS_FMT, c->coupon_id);
+    snprintf(room_coupons, sizeof(room_coupons), KEY_ROOM_COUPONS_FMT, c->room_id);
     snprintf(n, sizeof(n), "%lld", c->total_stock);
     snprintf(rid, sizeof(rid), "%lld", c->room_id);
     snprintf(cid, sizeof(cid), "%lld", c->coupon_id);
@@ -76,6 +78,7 @@ static int seed_append_coupon(seed_redis *r, const seed_coupon *c, int reset, cg
         const char *set_room[] = {"SET", room, rid, nx};
         const char *del[] = {"DEL", holders, sagas};
         const char *sadd[] = {"SADD", KEY_COUPONS, cid};
+        const char *sadd_room[] = {"SADD", room_coupons, cid};
         const char *mget[] = {"MGET", total, room};
         const char *exec[] = {"EXEC"};
 
@@ -86,6 +89,7 @@ static int seed_append_coupon(seed_redis *r, const seed_coupon *c, int reset, cg
             (rc = seed_append(r, argc, set_room, err)) != CG_OK ||
             (reset && (rc = seed_append(r, 3, del, err)) != CG_OK) ||
             (rc = seed_append(r, 3, sadd, err)) != CG_OK ||
+            (rc = seed_append(r, 3, sadd_room, err)) != CG_OK ||
             (!reset && (rc = seed_append(r, 3, mget, err)) != CG_OK) ||
             (rc = seed_append(r, 1, exec, err)) != CG_OK)
             return rc;
@@ -132,7 +136,7 @@ static int seed_check_exec(seed_redis *r, const seed_coupon *c, int reset, const
     out->action = rep->element[0]->type == REDIS_REPLY_STATUS ? SEED_STOCK_LOADED : SEED_STOCK_KEPT;
     out->previous = -1;
     {
-        const redisReply *mget = rep->element[4];
+        const redisReply *mget = rep->element[5];
 
         if (mget->type != REDIS_REPLY_ARRAY || mget->elements != 2)
             return cg_error_set(err, CG_ERR_PROTOCOL, "redis %s: coupon %lld: MGET answered "
