@@ -6,8 +6,8 @@
  * poke the I/O thread's eventfd (mq_thread.c does the AMQP work). The thread
  * answers with events on a second list and pokes an eventfd watched by the
  * loop; on_events() drains the whole list at once and runs the callbacks.
- * Counters, the up flag and the outbound bound live here, touched by the loop
- * thread only, so they need no locking. */
+ * Counters, the up flag and the outbound and queue-stats bounds live here,
+ * touched by the loop thread only, so they need no locking. */
 #include "mq_internal.h"
 
 #include <errno.h>
@@ -259,6 +259,19 @@ static void mq_on_delivery(mq_client *c, mq_item *it)
     }
 }
 
+static void mq_on_qstats(mq_client *c, mq_item *it)
+{
+    mq_qstats *qs = &it->u.qstats;
+
+    c->n_qstats--;
+    /* Inside mq_client_free every unanswered call gets STATE, also one
+     * whose answer had just come back: one rule for the caller to handle. */
+    if (c->closing)
+        mq_qstats_fail(qs, CG_ERR_STATE);
+    qs->cb(c, qs->status, qs->q, qs->n, qs->arg);
+    mq_item_free(it);
+}
+
 static void mq_dispatch(mq_client *c, mq_item *it)
 {
     switch (it->kind) {
@@ -270,6 +283,9 @@ static void mq_dispatch(mq_client *c, mq_item *it)
         break;
     case MQ_ITEM_STATE:
         mq_on_state(c, it);
+        break;
+    case MQ_ITEM_QSTATS_DONE:
+        mq_on_qstats(c, it);
         break;
     default:
         log_error(c->cfg.name, "mq: unexpected event kind %d", it->kind);
@@ -466,6 +482,67 @@ int mq_nack(mq_client *c, mq_delivery_id id, int requeue)
     return mq_push_ack(c, MQ_ITEM_NACK, id, requeue);
 }
 
+/* Queue names are AMQP short strings: 1..255 bytes here (an empty name would
+ * mean "the last queue declared on the channel"). */
+static int mq_check_qstats_args(const char *const *queues, int n, mq_queue_stats_cb cb)
+{
+    int rc = CG_OK;
+
+    if (queues == NULL || cb == NULL || n < 1 || n > MQ_STATS_MAX_QUEUES)
+        rc = CG_ERR_INVALID;
+    for (int i = 0; i < n && rc == CG_OK; i++)
+        if (queues[i] == NULL || queues[i][0] == '\0' || strlen(queues[i]) > 255)
+            rc = CG_ERR_INVALID;
+    return rc;
+}
+
+int mq_queue_stats(mq_client *c, const char *const *queues, int n, mq_queue_stats_cb cb,
+                   void *arg)
+{
+    mq_item *it = NULL;
+    size_t size, info_at;
+    char *p;
+    int rc;
+
+    rc = mq_check_qstats_args(queues, n, cb);
+    if (rc != CG_OK)
+        goto done;
+    /* Not connected as far as the loop knows: answer now rather than make
+     * the thread say so (it still does when the connection dropped since). */
+    if (c->closing || !c->up) {
+        rc = CG_ERR_STATE;
+        goto done;
+    }
+    if (c->n_qstats >= MQ_STATS_MAX_PENDING) {
+        rc = CG_ERR_FULL;
+        goto done;
+    }
+    /* One allocation: the item, the answers, then the names. */
+    info_at = (sizeof(*it) + _Alignof(mq_queue_info) - 1) / _Alignof(mq_queue_info) *
+              _Alignof(mq_queue_info);
+    size = info_at + (size_t)n * sizeof(mq_queue_info);
+    for (int i = 0; i < n; i++)
+        size += strlen(queues[i]) + 1;
+    it = malloc(size);
+    if (it == NULL) {
+        rc = CG_ERR_NOMEM;
+        goto done;
+    }
+    memset(it, 0, size);
+    it->kind = MQ_ITEM_QSTATS;
+    it->u.qstats.q = (mq_queue_info *)((char *)it + info_at);
+    it->u.qstats.n = n;
+    it->u.qstats.cb = cb;
+    it->u.qstats.arg = arg;
+    p = (char *)(it->u.qstats.q + n);
+    for (int i = 0; i < n; i++)
+        it->u.qstats.q[i].name = mq_put_str(&p, queues[i]);
+    c->n_qstats++;
+    mq_push_cmd(c, it);
+done:
+    return rc;
+}
+
 /* ---- lifecycle -------------------------------------------------------------- */
 
 /* Starts the I/O thread with every signal blocked, so that signals (SIGTERM,
@@ -551,6 +628,10 @@ static void mq_fail_cmds(mq_client *c)
         if (it->kind == MQ_ITEM_PUBLISH) {
             it->kind = MQ_ITEM_CONFIRM;
             it->u.pub.result = MQ_PUBLISH_NACKED;
+            mq_list_push(&out, it);
+        } else if (it->kind == MQ_ITEM_QSTATS) {
+            it->kind = MQ_ITEM_QSTATS_DONE;
+            mq_qstats_fail(&it->u.qstats, CG_ERR_STATE);
             mq_list_push(&out, it);
         } else {
             mq_item_free(it);

@@ -142,8 +142,9 @@ mq_client *mq_client_new(struct event_base *base, const mq_config *cfg,
                          cg_error *err);
 /* Stops the thread, closes the connection and frees everything. Publishes
  * not yet sent are not sent any more; for those already sent it first waits
- * for their confirms (at most connect_timeout_ms; a connect attempt or the
- * polite close under way is bounded by the same timeout per step). Then the
+ * for their confirms (at most connect_timeout_ms; a connect attempt, a
+ * queue-stats request or the polite close under way is bounded by the same
+ * timeout per step). Then the
  * callback of every publish still pending runs before it returns: sent but
  * unconfirmed ones as MQ_PUBLISH_UNKNOWN, never-sent ones as
  * MQ_PUBLISH_NACKED. Deliveries not yet handed over are dropped (the broker
@@ -183,5 +184,47 @@ typedef struct mq_stats {
     size_t outbound;              /* queued + unconfirmed now */
 } mq_stats;
 void mq_get_stats(const mq_client *c, mq_stats *out);
+
+/* ---- queue depths, asked of the broker ------------------------------------ */
+
+#define MQ_STATS_MAX_QUEUES 16    /* queues per mq_queue_stats call */
+#define MQ_STATS_MAX_PENDING 4    /* calls whose callback has not run yet, per client */
+
+/* One queue's answer. */
+typedef struct mq_queue_info {
+    const char *name;             /* as asked */
+    long long messages;           /* ready messages (not counting delivered, unacked ones) */
+    long long consumers;          /* consumers attached to the queue */
+    int status;                   /* CG_OK (counts valid); CG_ERR_NOTFOUND: no such queue;
+                                     CG_ERR_PROTOCOL: the broker refused to tell (e.g. another
+                                     connection's exclusive queue); when the whole call failed,
+                                     the call's status (counts 0) */
+} mq_queue_info;
+
+/* status: CG_OK when the broker answered for every queue (see each
+ * queues[i].status); CG_ERR_STATE when not connected or inside
+ * mq_client_free; CG_ERR_TIMEOUT when the broker did not answer within
+ * connect_timeout_ms (librabbitmq then drops the connection, which
+ * reconnects); CG_ERR_IO when the connection failed otherwise;
+ * CG_ERR_PROTOCOL when the broker refused to open the channel. queues (n
+ * entries, in the order asked) is valid only during the callback. */
+typedef void (*mq_queue_stats_cb)(mq_client *c, int status, const mq_queue_info *queues, int n,
+                                  void *arg);
+
+/* Asks the broker for the depth and consumer count of n queues (1 <= n <=
+ * MQ_STATS_MAX_QUEUES; names are copied) with passive queue.declares, sent by
+ * the I/O thread on a short-lived channel of their own: the broker closes a
+ * channel whose passive declare names a missing queue (404), and on the main
+ * channel that would cancel the consumers, requeue unacked deliveries and
+ * lose pending confirms. On CG_OK, cb runs exactly once, later, on the loop
+ * thread (never from inside this call); every other return means it never
+ * runs: CG_ERR_INVALID (bad arguments, names empty or over 255 bytes),
+ * CG_ERR_STATE (not connected, or inside mq_client_free), CG_ERR_FULL
+ * (MQ_STATS_MAX_PENDING calls unanswered), CG_ERR_NOMEM. Every callback
+ * still pending when mq_client_free runs gets CG_ERR_STATE before it
+ * returns. The I/O thread is busy for one round trip per queue, plus two
+ * for the channel (and one more after each missing queue). */
+int mq_queue_stats(mq_client *c, const char *const *queues, int n, mq_queue_stats_cb cb,
+                   void *arg) CG_MUSTCHECK;
 
 #endif

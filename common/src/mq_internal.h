@@ -5,7 +5,8 @@
  * Ownership: an item belongs to whichever list it is on; commands go loop ->
  * thread through c->cmds, events go thread -> loop through c->events, both
  * under c->lock. A publish travels as one allocation the whole way: it is
- * queued as MQ_ITEM_PUBLISH and comes back as MQ_ITEM_CONFIRM. */
+ * queued as MQ_ITEM_PUBLISH and comes back as MQ_ITEM_CONFIRM, and a queue-depth
+ * request likewise as MQ_ITEM_QSTATS -> MQ_ITEM_QSTATS_DONE. */
 #ifndef CG_MQ_INTERNAL_H
 #define CG_MQ_INTERNAL_H
 
@@ -25,6 +26,9 @@ enum mq_item_kind {
     MQ_ITEM_CONFIRM,       /* event: u.pub.result is the outcome of a publish */
     MQ_ITEM_DELIVERY,      /* event: u.dlv.msg for u.dlv.consumer */
     MQ_ITEM_STATE,         /* event: the connection went up (u.up = 1) or down */
+    MQ_ITEM_QSTATS,        /* command: passive-declare the queues of u.qstats; turns
+                              into MQ_ITEM_QSTATS_DONE */
+    MQ_ITEM_QSTATS_DONE,   /* event: u.qstats answered (or failed, u.qstats.status) */
     MQ_ITEM_MAX            /* sentinel */
 };
 
@@ -48,6 +52,15 @@ typedef struct mq_pub {
     void *arg;
 } mq_pub;
 
+/* A queue-depth request; q and the names point into the same allocation. */
+typedef struct mq_qstats {
+    mq_queue_info *q;
+    int n;
+    int status;                   /* the call's status, once answered */
+    mq_queue_stats_cb cb;
+    void *arg;
+} mq_qstats;
+
 typedef struct mq_item {
     struct mq_item *next;
     int kind;                     /* enum mq_item_kind */
@@ -63,8 +76,19 @@ typedef struct mq_item {
             mq_message *msg;
         } dlv;
         int up;
+        mq_qstats qstats;
     } u;
 } mq_item;
+
+/* Fails a whole queue-depth request with status (every queue too). */
+static inline void mq_qstats_fail(mq_qstats *qs, int status)
+{
+    qs->status = status;
+    for (int i = 0; i < qs->n; i++) {
+        qs->q[i].status = status;
+        qs->q[i].messages = qs->q[i].consumers = 0;
+    }
+}
 
 /* A FIFO of items. */
 typedef struct mq_list {
@@ -131,6 +155,7 @@ struct mq_client {
     int up;
     int was_up;                   /* has been up once: the next up is a reconnect */
     mq_stats stats;
+    int n_qstats;                 /* mq_queue_stats calls whose callback has not run */
     mq_consumer *consumers;
 };
 

@@ -12,7 +12,14 @@
  * the not-yet-sent ones stay queued for the next connection. Deliveries
  * (basic.deliver, content header, body frames) are assembled into one
  * allocation and handed to the loop as events, in batches: one post (and at
- * most one wakeup) per round of the loop below, however many events. */
+ * most one wakeup) per round of the loop below, however many events.
+ * Queue-depth requests (mq_queue_stats) run as passive queue.declares on a
+ * second channel opened for the request and closed after it: a declare of a
+ * missing queue makes the broker close its channel (404), which on channel 1
+ * would cancel every consumer, requeue the unacked deliveries (their tags die
+ * with the channel) and lose the confirms of the publishes in flight. While
+ * these RPCs wait, librabbitmq queues the frames of channel 1, and the reader
+ * below takes them in order afterwards. */
 #include "mq_internal.h"
 
 #include <amqp.h>
@@ -30,6 +37,7 @@
 #include "log.h"
 
 #define MQ_CHANNEL 1
+#define MQ_STATS_CHANNEL 2      /* short-lived channel of the passive declares (mq_queue_stats) */
 #define MQ_FRAME_MAX 131072     /* librabbitmq's default frame size */
 #define MQ_SEND_BATCH 512       /* publishes sent between two reads of the socket */
 #define MQ_FRAME_BATCH 4096     /* frames read before looking at commands again */
@@ -488,9 +496,120 @@ done:
     return rc;
 }
 
+/* Sorts out reply r of an RPC on the stats channel (what and queue, which
+ * may be NULL, are for the log). CG_OK; CG_ERR_NOTFOUND (404) or
+ * CG_ERR_PROTOCOL when the broker closed only that channel: the close is
+ * answered and *chan_open cleared, channel 1 is untouched; CG_ERR_TIMEOUT or
+ * CG_ERR_IO when the connection is gone (on an RPC timeout librabbitmq has
+ * already closed the socket). */
+static int io_qstats_reply(mq_io *io, amqp_rpc_reply_t r, const char *what, const char *queue,
+                           int *chan_open)
+{
+    amqp_channel_close_ok_t ok;
+    int rc = CG_ERR_IO;
+
+    switch (r.reply_type) {
+    case AMQP_RESPONSE_NORMAL:
+        rc = CG_OK;
+        break;
+    case AMQP_RESPONSE_SERVER_EXCEPTION:
+        if (r.reply.id != AMQP_CHANNEL_CLOSE_METHOD) {
+            io_log_close(io, what, &r.reply);
+            io_answer_close(io, 0, r.reply.id);
+            io->conn_open = io->chan_open = 0;
+            break;
+        }
+        *chan_open = 0;
+        if (((const amqp_channel_close_t *)r.reply.decoded)->reply_code == AMQP_NOT_FOUND) {
+            log_debug(io->id, "mq: %s%s%s: no such queue", what, queue ? " " : "",
+                      queue ? queue : "");
+            rc = CG_ERR_NOTFOUND;
+        } else {
+            io_log_close(io, what, &r.reply);
+            rc = CG_ERR_PROTOCOL;
+        }
+        memset(&ok, 0, sizeof(ok));
+        if (amqp_send_method(io->conn, MQ_STATS_CHANNEL, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok) !=
+            AMQP_STATUS_OK) {
+            log_warn(io->id, "mq: %s: cannot answer the channel close", what);
+            io->conn_open = io->chan_open = 0;
+            rc = CG_ERR_IO;
+        }
+        break;
+    case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+        log_warn(io->id, "mq: %s%s%s: %s", what, queue ? " " : "", queue ? queue : "",
+                 amqp_error_string2(r.library_error));
+        rc = r.library_error == AMQP_STATUS_TIMEOUT ? CG_ERR_TIMEOUT : CG_ERR_IO;
+        io->conn_open = io->chan_open = 0;
+        break;
+    default:
+        log_warn(io->id, "mq: %s: no reply", what);
+        io->conn_open = io->chan_open = 0;
+        break;
+    }
+    return rc;
+}
+
+static int io_conn_failed(int rc)
+{
+    return rc == CG_ERR_TIMEOUT || rc == CG_ERR_IO;
+}
+
+/* Answers one queue-depth request on MQ_STATS_CHANNEL, reopened after each
+ * missing queue and closed at the end. Returns CG_ERR_IO when the connection
+ * failed on the way (qs then carries CG_ERR_TIMEOUT or CG_ERR_IO), else CG_OK
+ * (qs->status CG_OK, or CG_ERR_PROTOCOL when the broker refused the channel). */
+static int io_queue_stats(mq_io *io, mq_qstats *qs)
+{
+    amqp_queue_declare_ok_t *ok;
+    int64_t t0 = mq_now_ms();
+    int chan_open = 0, st = CG_OK, rc;
+
+    for (int i = 0; i < qs->n && st == CG_OK; i++) {
+        mq_queue_info *q = &qs->q[i];
+
+        if (!chan_open) {
+            amqp_channel_open(io->conn, MQ_STATS_CHANNEL);
+            st = io_qstats_reply(io, amqp_get_rpc_reply(io->conn), "channel.open", NULL,
+                                 &chan_open);
+            if (st != CG_OK)
+                break;
+            chan_open = 1;
+        }
+        ok = amqp_queue_declare(io->conn, MQ_STATS_CHANNEL, amqp_cstring_bytes(q->name), 1, 0, 0, 0,
+                                amqp_empty_table);
+        rc = io_qstats_reply(io, amqp_get_rpc_reply(io->conn), "passive queue.declare", q->name,
+                             &chan_open);
+        if (rc == CG_OK) {
+            q->messages = ok->message_count;
+            q->consumers = ok->consumer_count;
+        }
+        if (io_conn_failed(rc))
+            st = rc;
+        else
+            q->status = rc;
+    }
+    if (chan_open && st == CG_OK) {
+        /* The answers are in: only a connection failure still matters. */
+        rc = io_qstats_reply(io, amqp_channel_close(io->conn, MQ_STATS_CHANNEL, AMQP_REPLY_SUCCESS),
+                             "channel.close", NULL, &chan_open);
+        if (io_conn_failed(rc))
+            st = rc;
+    }
+    amqp_maybe_release_buffers_on_channel(io->conn, MQ_STATS_CHANNEL);
+    if (st != CG_OK)
+        mq_qstats_fail(qs, st);
+    else
+        qs->status = CG_OK;
+    log_debug(io->id, "mq: queue stats for %d queues: %s in %" PRId64 " ms", qs->n,
+              cg_status_name(qs->status), mq_now_ms() - t0);
+    return io_conn_failed(st) ? CG_ERR_IO : CG_OK;
+}
+
 /* Takes every queued command: publishes join the unsent list, acks and
- * consumers go out at once when connected. CG_ERR_IO when the connection
- * failed meanwhile (the remaining commands are still taken). */
+ * consumers go out at once when connected, queue-depth requests are answered
+ * at once (CG_ERR_STATE when not connected or stopping). CG_ERR_IO when the
+ * connection failed meanwhile (the remaining commands are still taken). */
 static int io_take_cmds(mq_io *io)
 {
     mq_list batch = {NULL, NULL};
@@ -518,6 +637,14 @@ static int io_take_cmds(mq_io *io)
                 io_start_consumer(io, it->u.consumer, io->n_consumers - 1) != CG_OK)
                 rc = CG_ERR_IO;
             mq_item_free(it);
+            break;
+        case MQ_ITEM_QSTATS:
+            if (rc != CG_OK || io->stop || io->conn_state != MQ_CONN_UP)
+                mq_qstats_fail(&it->u.qstats, CG_ERR_STATE);
+            else if (io_queue_stats(io, &it->u.qstats) != CG_OK)
+                rc = CG_ERR_IO;
+            it->kind = MQ_ITEM_QSTATS_DONE;
+            mq_list_push(&io->out, it);
             break;
         default:
             log_error(io->id, "mq: unexpected command kind %d", it->kind);
@@ -991,7 +1118,7 @@ static int io_backoff(mq_io *io)
     log_info(io->id, "mq: reconnecting in %" PRId64 " ms", d);
     deadline = mq_now_ms() + d;
     for (;;) {
-        io_take_cmds(io);       /* not connected: only queues publishes */
+        io_take_cmds(io);       /* not connected: queues publishes, fails queue stats */
         io_flush(io);
         if (io->stop) {
             next = MQ_CONN_STOPPED;
@@ -1030,7 +1157,8 @@ static int io_connecting(mq_io *io)
     return next;
 }
 
-/* After the last state: every publish left was never sent. */
+/* After the last state: every publish left was never sent, every queue-depth
+ * request left is answered CG_ERR_STATE. */
 static void io_finish(mq_io *io)
 {
     mq_item *it;
@@ -1043,6 +1171,10 @@ static void io_finish(mq_io *io)
         if (it->kind == MQ_ITEM_PUBLISH) {
             io_resolve(io, it, MQ_PUBLISH_NACKED);
             unsent++;
+        } else if (it->kind == MQ_ITEM_QSTATS) {
+            it->kind = MQ_ITEM_QSTATS_DONE;
+            mq_qstats_fail(&it->u.qstats, CG_ERR_STATE);
+            mq_list_push(&io->out, it);
         } else {
             mq_item_free(it);
         }

@@ -4,7 +4,9 @@
  * The broker comes from the environment (RABBITMQ_HOST, RABBITMQ_PORT,
  * RABBITMQ_USER, RABBITMQ_PASSWORD_FILE, RABBITMQ_VHOST), as written by
  * `scripts/stack start` into run/stack.env; the restart test runs
- * `$REPO_DIR/scripts/stack restart rabbitmq` (or $IT_MQ_RESTART_CMD).
+ * `$REPO_DIR/scripts/stack restart rabbitmq` (or $IT_MQ_RESTART_CMD), and the
+ * queue-stats fault test freezes the broker (SIGSTOP, SIGCONT on any exit)
+ * and then runs `scripts/stack kill rabbitmq` and `start-one rabbitmq`.
  * Every test uses its own queues named it_mq.<pid>.<test> and deletes them
  * through a plain librabbitmq connection; every wait runs the event loop
  * under a deadline. IT_MQ_N sets the message count of the round-trip test
@@ -1013,6 +1015,441 @@ done:
         event_base_free(base);
 }
 
+/* ---- 9-11. queue depths (mq_queue_stats) -------------------------------------- */
+
+/* What one mq_queue_stats callback saw (names copied: they die with it). */
+typedef struct it_qs {
+    int calls;
+    int status, n;
+    mq_queue_info q[MQ_STATS_MAX_QUEUES];
+    char names[MQ_STATS_MAX_QUEUES][256];
+    long long at;                 /* itk_now_ms() of the (last) call */
+} it_qs;
+
+static void it_on_qstats(mq_client *c, int status, const mq_queue_info *q, int n, void *arg)
+{
+    it_qs *r = arg;
+
+    (void)c;
+    r->calls++;
+    r->status = status;
+    r->n = n;
+    r->at = itk_now_ms();
+    for (int i = 0; i < n && i < MQ_STATS_MAX_QUEUES; i++) {
+        r->q[i] = q[i];
+        snprintf(r->names[i], sizeof(r->names[i]), "%s", q[i].name ? q[i].name : "(null)");
+        r->q[i].name = r->names[i];
+    }
+}
+
+static int it_pred_qstats(void *arg)
+{
+    return ((const it_qs *)arg)->calls > 0;
+}
+
+/* Submits one request; checks it was accepted and did not call back from
+ * inside the submit. 1 when accepted. */
+static int it_qstats_submit(mq_client *c, const char *const *queues, int n, it_qs *r)
+{
+    int rc;
+
+    memset(r, 0, sizeof(*r));
+    rc = mq_queue_stats(c, queues, n, it_on_qstats, r);
+    TH_CHECK_INT(rc, CG_OK);
+    TH_CHECK_INT(r->calls, 0);
+    return rc == CG_OK;
+}
+
+/* Submits, waits (bounded) for the answer and checks it came exactly once;
+ * 1 when it did. */
+static int it_qstats(struct event_base *base, mq_client *c, const char *const *queues, int n,
+                     it_qs *r)
+{
+    if (!it_qstats_submit(c, queues, n, r))
+        return 0;
+    TH_CHECK(it_wait(base, it_pred_qstats, r, 10000));
+    it_wait(base, NULL, NULL, 50);      /* room for a second call to show up */
+    TH_CHECK_INT(r->calls, 1);
+    return r->calls == 1;
+}
+
+static void it_check_queue(const it_qs *r, int i, const char *name, int status, long long messages,
+                           long long consumers)
+{
+    if (i >= r->n) {
+        TH_FAIL_AT("answer %d of %d missing", i, r->n);
+        return;
+    }
+    TH_CHECK_STR(r->q[i].name, name);
+    TH_CHECK_INT(r->q[i].status, status);
+    TH_CHECK_INT(r->q[i].messages, messages);
+    TH_CHECK_INT(r->q[i].consumers, consumers);
+}
+
+struct it_states {
+    int ups, downs;
+};
+
+static void it_on_state(mq_client *c, int up, void *arg)
+{
+    struct it_states *s = arg;
+
+    (void)c;
+    if (up)
+        s->ups++;
+    else
+        s->downs++;
+}
+
+#define T9_K 7
+
+static struct {
+    mq_message *held[T9_K + 4];
+    int n_held, received, redelivered, confirmed, acked;
+} T9;
+
+static void t9_on_delivery(mq_client *c, mq_message *m, void *arg)
+{
+    (void)c;
+    (void)arg;
+    T9.received++;
+    T9.redelivered += m->redelivered != 0;
+    if (T9.n_held < (int)TH_TABLE_LEN(T9.held))
+        T9.held[T9.n_held++] = m;     /* not acked yet: the channel must keep them */
+    else
+        mq_message_free(m);
+}
+
+static void t9_on_confirm(mq_client *c, int result, void *arg)
+{
+    (void)c;
+    (void)arg;
+    T9.confirmed++;
+    T9.acked += result == MQ_PUBLISH_ACKED;
+}
+
+static int t9_pred_confirmed(void *arg)
+{
+    return T9.confirmed >= (int)(intptr_t)arg;
+}
+
+static int t9_pred_received(void *arg)
+{
+    return T9.received >= (int)(intptr_t)arg;
+}
+
+static void t9_ack_held(mq_client *c)
+{
+    for (int i = 0; i < T9.n_held; i++) {
+        TH_CHECK_INT(mq_ack(c, T9.held[i]->id, 0), CG_OK);
+        mq_message_free(T9.held[i]);
+    }
+    T9.n_held = 0;
+}
+
+/* K persistent messages and no consumer: K ready, 0 consumers; with a
+ * consumer holding them: 0 ready, 1 consumer; missing queues are NOTFOUND
+ * among found ones, and afterwards the same client still acks, publishes and
+ * consumes on its main channel without having reconnected. */
+static void test_queue_stats(void)
+{
+    struct event_base *base = event_base_new();
+    char qn[128], qb[128], miss1[128], miss2[128];
+    mq_queue_decl qs[2] = {{.name = qn}, {.name = qb}};
+    mq_topology topo = {NULL, 0, qs, 2, NULL, 0};
+    struct it_states sts = {0, 0};
+    mq_client *c = NULL;
+    mq_config cfg;
+    mq_stats st;
+    cg_error err = {0};
+    it_qs r;
+    const char *queues[3] = {qn, qb, NULL};
+    const char *mixed[4] = {miss1, qn, miss2, qb};
+    const char *many[MQ_STATS_MAX_QUEUES];
+
+    memset(&T9, 0, sizeof(T9));
+    it_qname(qn, sizeof(qn), "t9");
+    it_qname(qb, sizeof(qb), "t9.b");
+    it_qname(miss1, sizeof(miss1), "t9.missing1");
+    it_qname(miss2, sizeof(miss2), "t9.missing2");
+    it_cleanup((const char *const[]){miss1, miss2, NULL}, NULL);
+    it_config(&cfg, "it-t9");
+    TH_REQUIRE_OR_DONE(base != NULL);
+    c = mq_client_new(base, &cfg, &topo, it_on_state, &sts, &err);
+    TH_REQUIRE_OR_DONE(c != NULL);
+    TH_REQUIRE_OR_DONE(it_wait(base, it_pred_up, c, 10000));
+
+    for (int i = 0; i < T9_K; i++)
+        TH_REQUIRE_OR_DONE(mq_publish(c, "", qn, NULL, "k", 1, t9_on_confirm, NULL) == CG_OK);
+    TH_REQUIRE_OR_DONE(it_wait(base, t9_pred_confirmed, (void *)(intptr_t)T9_K, 10000));
+    TH_CHECK_INT(T9.acked, T9_K);
+    TH_REQUIRE_OR_DONE(it_qstats(base, c, queues, 2, &r));
+    TH_CHECK_INT(r.status, CG_OK);
+    TH_CHECK_INT(r.n, 2);
+    it_check_queue(&r, 0, qn, CG_OK, T9_K, 0);
+    it_check_queue(&r, 1, qb, CG_OK, 0, 0);
+    printf("    t9: %s: %lld messages, %lld consumers\n", r.q[0].name, r.q[0].messages,
+           r.q[0].consumers);
+
+    /* A consumer that holds every delivery unacked. */
+    TH_REQUIRE_OR_DONE(mq_consume(c, qn, t9_on_delivery, NULL) == CG_OK);
+    TH_REQUIRE_OR_DONE(it_wait(base, t9_pred_received, (void *)(intptr_t)T9_K, 10000));
+    TH_REQUIRE_OR_DONE(it_qstats(base, c, queues, 1, &r));
+    TH_CHECK_INT(r.status, CG_OK);
+    it_check_queue(&r, 0, qn, CG_OK, 0, 1);
+
+    /* 404s between found queues: each closes only the stats channel. */
+    TH_REQUIRE_OR_DONE(it_qstats(base, c, mixed, 4, &r));
+    TH_CHECK_INT(r.status, CG_OK);
+    TH_CHECK_INT(r.n, 4);
+    it_check_queue(&r, 0, miss1, CG_ERR_NOTFOUND, 0, 0);
+    it_check_queue(&r, 1, qn, CG_OK, 0, 1);
+    it_check_queue(&r, 2, miss2, CG_ERR_NOTFOUND, 0, 0);
+    it_check_queue(&r, 3, qb, CG_OK, 0, 0);
+    /* The most a call takes, every other queue missing. */
+    for (int i = 0; i < MQ_STATS_MAX_QUEUES; i++)
+        many[i] = i % 2 ? miss1 : qb;
+    TH_REQUIRE_OR_DONE(it_qstats(base, c, many, MQ_STATS_MAX_QUEUES, &r));
+    TH_CHECK_INT(r.status, CG_OK);
+    TH_CHECK_INT(r.n, MQ_STATS_MAX_QUEUES);
+    for (int i = 0; i < MQ_STATS_MAX_QUEUES; i++)
+        it_check_queue(&r, i, many[i], i % 2 ? CG_ERR_NOTFOUND : CG_OK, 0, 0);
+    /* The passive declares created nothing. */
+    TH_CHECK_INT(it_queue_count(miss1), -1);
+
+    /* The main channel survived: its unacked deliveries were not requeued
+     * (no redelivery), acks on their tags work, and so do publish and
+     * consume. */
+    it_wait(base, NULL, NULL, 200);
+    TH_CHECK_INT(T9.received, T9_K);
+    t9_ack_held(c);
+    TH_REQUIRE_OR_DONE(mq_publish(c, "", qn, NULL, "after", 5, t9_on_confirm, NULL) == CG_OK);
+    TH_CHECK(it_wait(base, t9_pred_confirmed, (void *)(intptr_t)(T9_K + 1), 10000));
+    TH_CHECK_INT(T9.acked, T9_K + 1);
+    TH_CHECK(it_wait(base, t9_pred_received, (void *)(intptr_t)(T9_K + 1), 10000));
+    TH_CHECK_INT(T9.received, T9_K + 1);
+    TH_CHECK_INT(T9.redelivered, 0);
+    TH_CHECK(T9.n_held == 1 && strcmp(T9.held[0]->body, "after") == 0);
+    t9_ack_held(c);
+    TH_REQUIRE_OR_DONE(it_qstats(base, c, queues, 1, &r));
+    it_check_queue(&r, 0, qn, CG_OK, 0, 1);
+    mq_get_stats(c, &st);
+    TH_CHECK_INT(st.reconnects, 0);
+    TH_CHECK_INT(sts.ups, 1);
+    TH_CHECK_INT(sts.downs, 0);
+    /* Freeing sends the acks first; an unacked one would be requeued. */
+    mq_client_free(c);
+    c = NULL;
+    TH_CHECK_INT(it_queue_count(qn), 0);
+done:
+    for (int i = 0; i < T9.n_held; i++)
+        mq_message_free(T9.held[i]);
+    T9.n_held = 0;
+    mq_client_free(c);
+    it_cleanup(queues, NULL);
+    if (base)
+        event_base_free(base);
+}
+
+/* Bad arguments, not connected, the bound on pending calls, and free. */
+static void test_queue_stats_bounds(void)
+{
+    struct event_base *base = event_base_new();
+    char qn[128], longname[300];
+    mq_queue_decl q = {.name = qn};
+    mq_topology topo = {NULL, 0, &q, 1, NULL, 0};
+    mq_client *c = NULL, *down = NULL;
+    mq_config cfg;
+    cg_error err = {0};
+    it_qs r, pend[MQ_STATS_MAX_PENDING], extra;
+    const char *queues[2] = {qn, NULL};
+    const char *bad_empty[1] = {""}, *bad_long[1] = {longname}, *bad_null[1] = {NULL};
+    const char *many[MQ_STATS_MAX_QUEUES + 1];
+
+    it_qname(qn, sizeof(qn), "t10");
+    memset(longname, 'x', 256);
+    longname[256] = '\0';
+    for (int i = 0; i <= MQ_STATS_MAX_QUEUES; i++)
+        many[i] = qn;
+    memset(&r, 0, sizeof(r));
+    it_config(&cfg, "it-t10");
+    TH_REQUIRE_OR_DONE(base != NULL);
+    c = mq_client_new(base, &cfg, &topo, NULL, NULL, &err);
+    TH_REQUIRE_OR_DONE(c != NULL);
+    TH_REQUIRE_OR_DONE(it_wait(base, it_pred_up, c, 10000));
+
+    TH_CHECK_INT(mq_queue_stats(c, queues, 0, it_on_qstats, &r), CG_ERR_INVALID);
+    TH_CHECK_INT(mq_queue_stats(c, many, MQ_STATS_MAX_QUEUES + 1, it_on_qstats, &r),
+                 CG_ERR_INVALID);
+    TH_CHECK_INT(mq_queue_stats(c, NULL, 1, it_on_qstats, &r), CG_ERR_INVALID);
+    TH_CHECK_INT(mq_queue_stats(c, queues, 1, NULL, &r), CG_ERR_INVALID);
+    TH_CHECK_INT(mq_queue_stats(c, bad_empty, 1, it_on_qstats, &r), CG_ERR_INVALID);
+    TH_CHECK_INT(mq_queue_stats(c, bad_long, 1, it_on_qstats, &r), CG_ERR_INVALID);
+    TH_CHECK_INT(mq_queue_stats(c, bad_null, 1, it_on_qstats, &r), CG_ERR_INVALID);
+    longname[255] = '\0';               /* 255 bytes is a valid (missing) name */
+    TH_CHECK(it_qstats(base, c, bad_long, 1, &r));
+    TH_CHECK_INT(r.status, CG_OK);
+    TH_CHECK_INT(r.q[0].status, CG_ERR_NOTFOUND);
+
+    /* The bound: MQ_STATS_MAX_PENDING unanswered calls, then FULL. */
+    for (int i = 0; i < MQ_STATS_MAX_PENDING; i++)
+        TH_CHECK(it_qstats_submit(c, queues, 1, &pend[i]));
+    memset(&extra, 0, sizeof(extra));
+    TH_CHECK_INT(mq_queue_stats(c, queues, 1, it_on_qstats, &extra), CG_ERR_FULL);
+    for (int i = 0; i < MQ_STATS_MAX_PENDING; i++)
+        TH_CHECK(it_wait(base, it_pred_qstats, &pend[i], 10000));
+    it_wait(base, NULL, NULL, 50);
+    for (int i = 0; i < MQ_STATS_MAX_PENDING; i++) {
+        TH_CHECK_INT(pend[i].calls, 1);
+        TH_CHECK_INT(pend[i].status, CG_OK);
+        it_check_queue(&pend[i], 0, qn, CG_OK, 0, 0);
+    }
+    TH_CHECK_INT(extra.calls, 0);
+    /* Answers made room again. */
+    TH_CHECK(it_qstats(base, c, queues, 1, &r));
+
+    /* Freeing answers what is pending, once each, before it returns. */
+    TH_CHECK(it_qstats_submit(c, queues, 1, &pend[0]));
+    TH_CHECK(it_qstats_submit(c, queues, 1, &pend[1]));
+    mq_client_free(c);
+    c = NULL;
+    for (int i = 0; i < 2; i++) {
+        TH_CHECK_INT(pend[i].calls, 1);
+        TH_CHECK_INT(pend[i].status, CG_ERR_STATE);
+        TH_CHECK_INT(pend[i].q[0].status, CG_ERR_STATE);
+    }
+
+    /* A client that never connected answers STATE at once, no callback. */
+    it_config(&cfg, "it-t10-down");
+    cfg.port = itk_closed_port();
+    down = mq_client_new(base, &cfg, &topo, NULL, NULL, &err);
+    TH_REQUIRE_OR_DONE(down != NULL);
+    it_wait(base, NULL, NULL, 200);
+    TH_CHECK(!mq_client_is_up(down));
+    memset(&r, 0, sizeof(r));
+    TH_CHECK_INT(mq_queue_stats(down, queues, 1, it_on_qstats, &r), CG_ERR_STATE);
+    it_wait(base, NULL, NULL, 100);
+    TH_CHECK_INT(r.calls, 0);
+done:
+    mq_client_free(down);
+    mq_client_free(c);
+    it_cleanup(queues, NULL);
+    if (base)
+        event_base_free(base);
+}
+
+/* The broker frozen (SIGSTOP): TIMEOUT within connect_timeout_ms. The
+ * broker killed: an error at once, then STATE at submit once the loop knows;
+ * answers again after it is back. */
+static volatile sig_atomic_t t11_frozen;     /* the SIGSTOPped broker, to SIGCONT on any exit */
+
+static void t11_thaw(void)
+{
+    if (t11_frozen > 0) {
+        kill((pid_t)t11_frozen, SIGCONT);
+        t11_frozen = 0;
+    }
+}
+
+static void t11_thaw_on_signal(int sig)
+{
+    t11_thaw();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static int t11_pred_down(void *c)
+{
+    return !mq_client_is_up(c);
+}
+
+#define T11_TIMEOUT_MS 1000
+
+static void test_queue_stats_broker_down(void)
+{
+    struct event_base *base = event_base_new();
+    char qn[128];
+    mq_queue_decl q = {.name = qn};
+    mq_topology topo = {NULL, 0, &q, 1, NULL, 0};
+    mq_client *c = NULL;
+    mq_config cfg;
+    cg_error err = {0};
+    it_qs r;
+    const char *queues[2] = {qn, NULL};
+    long long t0;
+    int pid, killed = 0;
+
+    it_qname(qn, sizeof(qn), "t11");
+    it_config(&cfg, "it-t11");
+    cfg.connect_timeout_ms = T11_TIMEOUT_MS;
+    cfg.heartbeat_s = 30;               /* the RPC timeout must be what fires */
+    TH_REQUIRE_OR_DONE(base != NULL);
+    if (getenv("REPO_DIR") == NULL) {
+        TH_FAIL_AT("REPO_DIR is not set: cannot stop the broker");
+        goto done;
+    }
+    c = mq_client_new(base, &cfg, &topo, NULL, NULL, &err);
+    TH_REQUIRE_OR_DONE(c != NULL);
+    TH_REQUIRE_OR_DONE(it_wait(base, it_pred_up, c, 10000));
+    TH_REQUIRE_OR_DONE(it_qstats(base, c, queues, 1, &r));
+    TH_CHECK_INT(r.status, CG_OK);
+
+    /* Frozen: the passive declare gets no answer. */
+    pid = itk_stack_pid("rabbitmq");
+    TH_REQUIRE_OR_DONE(pid > 0);
+    atexit(t11_thaw);
+    signal(SIGINT, t11_thaw_on_signal);
+    signal(SIGTERM, t11_thaw_on_signal);
+    signal(SIGABRT, t11_thaw_on_signal);
+    t11_frozen = pid;
+    TH_CHECK_INT(kill(pid, SIGSTOP), 0);
+    t0 = itk_now_ms();
+    if (it_qstats_submit(c, queues, 1, &r))
+        it_wait(base, it_pred_qstats, &r, T11_TIMEOUT_MS + 2000);
+    t11_thaw();
+    printf("    t11: frozen broker: %s after %lld ms (timeout %d ms)\n", cg_status_name(r.status),
+           r.at - t0, T11_TIMEOUT_MS);
+    TH_CHECK_INT(r.calls, 1);
+    TH_CHECK_INT(r.status, CG_ERR_TIMEOUT);
+    TH_CHECK_INT(r.q[0].status, CG_ERR_TIMEOUT);
+    TH_CHECK(r.at - t0 < T11_TIMEOUT_MS + 500);
+    /* The timeout cost the connection; it comes back once the broker does. */
+    TH_REQUIRE_OR_DONE(it_wait(base, it_pred_up, c, 30000));
+    TH_REQUIRE_OR_DONE(it_qstats(base, c, queues, 1, &r));
+    TH_CHECK_INT(r.status, CG_OK);
+
+    /* Killed: the loop still thinks it is up, so the call is taken and
+     * fails from the thread. */
+    TH_REQUIRE_OR_DONE(itk_script("stack", "kill rabbitmq") == 0);
+    killed = 1;
+    t0 = itk_now_ms();
+    if (mq_client_is_up(c) && it_qstats_submit(c, queues, 1, &r)) {
+        TH_CHECK(it_wait(base, it_pred_qstats, &r, 2 * T11_TIMEOUT_MS + 2000));
+        printf("    t11: killed broker: %s after %lld ms\n", cg_status_name(r.status), r.at - t0);
+        TH_CHECK_INT(r.calls, 1);
+        TH_CHECK(r.status == CG_ERR_STATE || r.status == CG_ERR_IO);
+    }
+    TH_CHECK(it_wait(base, t11_pred_down, c, 10000));
+    memset(&r, 0, sizeof(r));
+    TH_CHECK_INT(mq_queue_stats(c, queues, 1, it_on_qstats, &r), CG_ERR_STATE);
+    it_wait(base, NULL, NULL, 100);
+    TH_CHECK_INT(r.calls, 0);
+    TH_CHECK_INT(itk_script("stack", "start-one rabbitmq"), 0);
+    killed = 0;
+    TH_REQUIRE_OR_DONE(it_wait(base, it_pred_up, c, 30000));
+    TH_REQUIRE_OR_DONE(it_qstats(base, c, queues, 1, &r));
+    TH_CHECK_INT(r.status, CG_OK);
+    it_check_queue(&r, 0, qn, CG_OK, 0, 0);
+done:
+    t11_thaw();
+    if (killed)
+        TH_CHECK_INT(itk_script("stack", "start-one rabbitmq"), 0);
+    mq_client_free(c);
+    it_cleanup(queues, NULL);
+    if (base)
+        event_base_free(base);
+}
+
 int main(int argc, char **argv)
 {
     static const struct th_test tests[] = {
@@ -1024,6 +1461,9 @@ int main(int argc, char **argv)
         {"prefetch bounds unacked deliveries", test_prefetch},
         {"large bodies: multi-frame and oversize", test_large_bodies},
         {"free settles every publish", test_free_settles},
+        {"queue stats: depths, consumers, missing queues", test_queue_stats},
+        {"queue stats: arguments, bound, free, never up", test_queue_stats_bounds},
+        {"queue stats: frozen and killed broker", test_queue_stats_broker_down},
     };
     const char *lvl = getenv("IT_MQ_LOG");
     int level = LOG_LEVEL_WARN;
