@@ -14,6 +14,7 @@
 #include "http_api.h"
 #include "http_req.h"
 #include "keys.h"
+#include "httpj.h"
 #include "log.h"
 
 #define LEASE_TRIES 200        /* x 10 ms: waiting for a free Redis connection */
@@ -96,7 +97,7 @@ done:
 
 static void coupon_reply(coupon_job *j, int code, json_t *body)
 {
-    http_reply_json(j->req, code, body);
+    httpj_reply(j->req, code, body);
     if (j->lease != NULL)
         rds_lease_release(j->lease);
     free(j);
@@ -108,7 +109,7 @@ static void on_exec(rds_client *c, int status, redisReply *r, void *arg)
     int loaded;
 
     (void)c;
-    if (status != CG_OK || r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 4) {
+    if (status != CG_OK || r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 5) {
         log_error("-", "coupon %lld: loading its stock into Redis failed (%s%s)", j->coupon_id,
                   cg_status_name(status), r != NULL && r->type == REDIS_REPLY_ERROR ? r->str : "");
         coupon_reply(j, 503, json_pack("{s:s, s:I, s:s}", "error", "unavailable", "coupon_id",
@@ -139,7 +140,8 @@ static void on_lease_retry(evutil_socket_t fd, short what, void *arg)
     load_stock(arg);
 }
 
-/* MULTI; SET stock NX; SET total NX; SET room NX; SADD coupons; EXEC. */
+/* MULTI; SET stock NX; SET total NX; SET room NX; SADD coupons; SADD the
+ * room's coupons; EXEC. */
 static void load_stock(coupon_job *j)
 {
     orch *o = j->o;
@@ -174,6 +176,9 @@ static void load_stock(coupon_job *j)
         rc = rds_lease_command(j->lease, NULL, NULL, "SET %s %lld NX", k_room, j->c.room_id);
     if (rc == CG_OK)
         rc = rds_lease_command(j->lease, NULL, NULL, "SADD %s %lld", KEY_COUPONS, c);
+    if (rc == CG_OK)
+        rc = rds_lease_command(j->lease, NULL, NULL, "SADD " KEY_ROOM_COUPONS_FMT " %lld",
+                               j->c.room_id, c);
     if (rc == CG_OK)
         rc = rds_lease_command(j->lease, on_exec, j, "EXEC");
     if (rc != CG_OK) {
@@ -214,28 +219,28 @@ void admin_handle_coupon(orch *o, struct evhttp_request *req)
     int rc;
 
     if (len > (size_t)o->conf.body_limit) {
-        http_reply_error(req, 413, "payload_too_large", NULL, "request body exceeds body_limit");
+        httpj_error(req, 413, "payload_too_large", NULL, "request body exceeds body_limit");
         return;
     }
     j = calloc(1, sizeof(*j));
     if (j == NULL) {
-        http_reply_error(req, 503, "unavailable", NULL, "out of memory");
+        httpj_error(req, 503, "unavailable", NULL, "out of memory");
         return;
     }
     if (len == 0) {
-        http_reply_error(req, 400, "bad_request", NULL, "the request body is empty");
+        httpj_error(req, 400, "bad_request", NULL, "the request body is empty");
         free(j);
         return;
     }
     memset(&err, 0, sizeof(err));
     if (coupon_req_decode((const char *)evbuffer_pullup(in, -1), len, (size_t)o->conf.body_limit,
                           &j->c, &err) != CG_OK) {
-        http_reply_error(req, 400, "bad_request", err.field, err.msg);
+        httpj_error(req, 400, "bad_request", err.field, err.msg);
         free(j);
         return;
     }
     if (o->db == NULL || !rds_client_is_up(o->rds)) {
-        http_reply_error(req, 503, "unavailable", NULL, "database or Redis not available");
+        httpj_error(req, 503, "unavailable", NULL, "database or Redis not available");
         free(j);
         return;
     }
@@ -245,7 +250,7 @@ void admin_handle_coupon(orch *o, struct evhttp_request *req)
     j->req = req;
     rc = dbw_submit(o->db, &j->job);
     if (rc != CG_OK) {
-        http_reply_error(req, 503, "unavailable", NULL, rc == CG_ERR_FULL ? "too many coupon "
+        httpj_error(req, 503, "unavailable", NULL, rc == CG_ERR_FULL ? "too many coupon "
                          "creations queued" : "shutting down");
         free(j);
     }

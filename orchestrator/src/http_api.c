@@ -24,11 +24,14 @@
 #include <jansson.h>
 
 #include "admin.h"
+#include "admin_stats.h"
 #include "engine.h"
 #include "http_req.h"
+#include "httpj.h"
 #include "http_route.h"
 #include "keys.h"
 #include "log.h"
+#include "read_api.h"
 #include "saga_log.h"
 
 #define REMOTE_POLL_MS 50          /* how often a remote waiter reads the log */
@@ -38,61 +41,9 @@ _Static_assert(SAGA_IDEM_MAX >= REQ_IDEM_KEY_MAX, "a saga holds the whole Idempo
 
 /* ---- replies ------------------------------------------------------------------ */
 
-static const char *reason_phrase(int code)
-{
-    switch (code) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 413: return "Payload Too Large";
-    case 422: return "Unprocessable Entity";
-    case 429: return "Too Many Requests";
-    case 503: return "Service Unavailable";
-    default: return "Internal Server Error";
-    }
-}
-
-void http_reply_json(struct evhttp_request *req, int code, void *json)
-{
-    json_t *j = json;
-    char *text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
-    struct evbuffer *buf = evbuffer_new();
-
-    if (text == NULL || buf == NULL) {
-        code = 500;
-        free(text);
-        text = strdup("{\"error\":\"internal\"}");
-    }
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
-    if (buf != NULL && text != NULL) {
-        evbuffer_add(buf, text, strlen(text));
-        evbuffer_add(buf, "\n", 1);
-    }
-    evhttp_send_reply(req, code, reason_phrase(code), buf);
-    if (buf != NULL)
-        evbuffer_free(buf);
-    free(text);
-    json_decref(j);
-}
-
-void http_reply_error(struct evhttp_request *req, int code, const char *error, const char *field,
-                      const char *message)
-{
-    json_t *j = json_pack("{s:s}", "error", error);
-
-    if (j != NULL && field != NULL && field[0] != '\0')
-        json_object_set_new(j, "field", json_string(field));
-    if (j != NULL && message != NULL && message[0] != '\0')
-        json_object_set_new(j, "message", json_string(message));
-    http_reply_json(req, code, j);
-}
-
 static void reply_unavailable(struct evhttp_request *req, const char *why)
 {
-    http_reply_error(req, 503, "unavailable", NULL, why);
+    httpj_error(req, 503, "unavailable", NULL, why);
 }
 
 /* The answer of a grab whose outcome is known. saga_id NULL: decided
@@ -163,7 +114,7 @@ static void waiter_answer(waiter *w, int code, json_t *body)
     orch *o = w->o;
 
     waiter_unlink(o, w);
-    http_reply_json(w->req, code, body);
+    httpj_reply(w->req, code, body);
     w->req = NULL;
     w->answered = 1;
     if (!w->poll_inflight)
@@ -378,13 +329,13 @@ static void grab_with_room(grab_ctx *g)
 
     if (g->g.room_id != 0 && g->g.room_id != g->room_id) {
         snprintf(msg, sizeof(msg), "coupon %lld belongs to room %lld", g->g.coupon_id, g->room_id);
-        http_reply_error(g->req, 400, "bad_request", "room_id", msg);
+        httpj_error(g->req, 400, "bad_request", "room_id", msg);
         goto done;
     }
     /* Keyed requests skip the sold-out flag: their answer is the saga's. */
     if (g->idem[0] == '\0' && coupon_cache_sold_out(&o->coupons, g->g.coupon_id, orch_now_ms())) {
         o->stats.local_sold_out++;
-        http_reply_json(g->req, 200, grab_answer(0, NULL, g->g.user_id, g->g.coupon_id, g->room_id,
+        httpj_reply(g->req, 200, grab_answer(0, NULL, g->g.user_id, g->g.coupon_id, g->room_id,
                                                  MSG_REASON_OUT_OF_STOCK));
         goto done;
     }
@@ -408,7 +359,7 @@ static void on_room(rds_client *c, int status, redisReply *r, void *arg)
     }
     if (r->type == REDIS_REPLY_NIL) {
         /* Decided without a saga: there is nothing to reserve. */
-        http_reply_json(g->req, 200, grab_answer(0, NULL, g->g.user_id, g->g.coupon_id, 0,
+        httpj_reply(g->req, 200, grab_answer(0, NULL, g->g.user_id, g->g.coupon_id, 0,
                                                  MSG_REASON_UNKNOWN_COUPON));
         grab_done(g);
         return;
@@ -438,21 +389,21 @@ static void handle_grab(orch *o, struct evhttp_request *req)
     grab_req gr;
 
     if (len > (size_t)o->conf.body_limit) {
-        http_reply_error(req, 413, "payload_too_large", NULL, "request body exceeds body_limit");
+        httpj_error(req, 413, "payload_too_large", NULL, "request body exceeds body_limit");
         return;
     }
     if (len == 0) {
-        http_reply_error(req, 400, "bad_request", NULL, "the request body is empty");
+        httpj_error(req, 400, "bad_request", NULL, "the request body is empty");
         return;
     }
     memset(&err, 0, sizeof(err));
     if (grab_req_decode((const char *)evbuffer_pullup(in, -1), len, (size_t)o->conf.body_limit, &gr,
                         &err) != CG_OK) {
-        http_reply_error(req, 400, "bad_request", err.field, err.msg);
+        httpj_error(req, 400, "bad_request", err.field, err.msg);
         return;
     }
     if (idem != NULL && !idem_key_valid(idem)) {
-        http_reply_error(req, 400, "bad_request", IDEM_HEADER,
+        httpj_error(req, 400, "bad_request", IDEM_HEADER,
                          "1..64 characters of A-Z a-z 0-9 . _ : -");
         return;
     }
@@ -461,7 +412,7 @@ static void handle_grab(orch *o, struct evhttp_request *req)
         return;
     }
     if (!token_bucket_take(&o->bucket, orch_now_ms())) {
-        http_reply_error(req, 429, "rate_limited", NULL, "too many grabs; retry later");
+        httpj_error(req, 429, "rate_limited", NULL, "too many grabs; retry later");
         return;
     }
     if (o->sagas.count >= (size_t)o->conf.max_inflight_sagas) {
@@ -525,9 +476,9 @@ static void on_status(int status, int found, int mine, const saga_record *rec, v
     if (status != CG_OK)
         reply_unavailable(sc->req, "the saga log is not reachable");
     else if (!found)
-        http_reply_error(sc->req, 404, "not_found", NULL, "no such saga");
+        httpj_error(sc->req, 404, "not_found", NULL, "no such saga");
     else
-        http_reply_json(sc->req, 200, status_json(rec->id, rec->state, rec->user_id, rec->coupon_id,
+        httpj_reply(sc->req, 200, status_json(rec->id, rec->state, rec->user_id, rec->coupon_id,
                                                   rec->room_id, rec->grab_time, rec->reason,
                                                   rec->owner));
     free(sc);
@@ -540,7 +491,7 @@ static void handle_status(orch *o, struct evhttp_request *req, const char *id)
 
     if (s != NULL) {
         /* memory holds what the log holds (plus a write in flight) */
-        http_reply_json(req, 200, status_json(s->id, s->state, s->user_id, s->coupon_id, s->room_id,
+        httpj_reply(req, 200, status_json(s->id, s->state, s->user_id, s->coupon_id, s->room_id,
                                               s->grab_time, s->reason, o->conf.instance_id));
         return;
     }
@@ -573,11 +524,11 @@ static void handle_readyz(orch *o, struct evhttp_request *req)
         json_array_append_new(missing, json_string("shutting_down"));
     if (json_array_size(missing) == 0) {
         json_decref(missing);
-        http_reply_json(req, 200, json_pack("{s:s, s:s, s:I}", "status", "ready", "instance",
+        httpj_reply(req, 200, json_pack("{s:s, s:s, s:I}", "status", "ready", "instance",
                                             o->conf.instance_id, "sagas",
                                             (json_int_t)o->sagas.count));
     } else {
-        http_reply_json(req, 503, json_pack("{s:s, s:o}", "status", "not_ready", "missing", missing));
+        httpj_reply(req, 503, json_pack("{s:s, s:o}", "status", "not_ready", "missing", missing));
     }
 }
 
@@ -596,18 +547,21 @@ static void on_request(struct evhttp_request *req, void *arg)
 
     switch (http_route_match(m, path, &rm)) {
     case ROUTE_NOT_FOUND:
-        http_reply_error(req, 404, "not_found", NULL, "no such endpoint");
+        httpj_error(req, 404, "not_found", NULL, "no such endpoint");
         return;
     case ROUTE_BAD_METHOD: {
         char allowed[96];
 
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", rm.allow);
         snprintf(allowed, sizeof(allowed), "allowed: %s", rm.allow);
-        http_reply_error(req, 405, "method_not_allowed", NULL, allowed);
+        httpj_error(req, 405, "method_not_allowed", NULL, allowed);
         return;
     }
     case ROUTE_BAD_PARAM:
-        http_reply_error(req, 400, "bad_request", "saga_id", "expected 32 lower-case hex digits");
+        httpj_error(req, 400, "bad_request", rm.bad_field,
+                    rm.route == ROUTE_GRAB_STATUS
+                        ? "expected 32 lower-case hex digits"
+                        : "expected an integer id in 1..9000000000000000000");
         return;
     case ROUTE_OK:
         break;
@@ -623,10 +577,25 @@ static void on_request(struct evhttp_request *req, void *arg)
         admin_handle_coupon(o, req);
         break;
     case ROUTE_HEALTHZ:
-        http_reply_json(req, 200, json_pack("{s:s}", "status", "ok"));
+        httpj_reply(req, 200, json_pack("{s:s}", "status", "ok"));
         break;
     case ROUTE_READYZ:
         handle_readyz(o, req);
+        break;
+    case ROUTE_ADMIN_STATS:
+        admin_stats_handle(o, req);
+        break;
+    case ROUTE_METRICS:
+        admin_metrics_handle(o, req);
+        break;
+    case ROUTE_USER_COUPONS:
+    case ROUTE_COUPON_STOCK:
+    case ROUTE_ROOM_STATS:
+    case ROUTE_ROOM_ORDERS:
+    case ROUTE_RECENT_ORDERS:
+    case ROUTE_GLOBAL_STATS:
+    case ROUTE_SHARDS_STATUS:
+        read_api_handle(o, req, &rm);
         break;
     default:
         log_error("-", "route %d has no handler", (int)rm.route);

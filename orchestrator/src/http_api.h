@@ -26,10 +26,4 @@ void http_saga_detach(orch *o, saga *s);
  * does: its outcome, 202 at the deadline, or 422 for another user/coupon). */
 void http_saga_rebound(orch *o, saga *s, const char *bound);
 
-/* Sends a JSON reply (json_t reference stolen); used by admin.c too. */
-struct evhttp_request;
-void http_reply_json(struct evhttp_request *req, int code, void *json);
-void http_reply_error(struct evhttp_request *req, int code, const char *error, const char *field,
-                      const char *message);
-
 #endif

@@ -20,6 +20,15 @@ enum http_route {
     ROUTE_ADMIN_COUPONS,    /* POST /admin/coupons */
     ROUTE_HEALTHZ,          /* GET /healthz */
     ROUTE_READYZ,           /* GET /readyz */
+    ROUTE_USER_COUPONS,     /* GET /api/user/{id}/coupons */
+    ROUTE_COUPON_STOCK,     /* GET /api/coupon/{id}/stock */
+    ROUTE_ROOM_STATS,       /* GET /api/room/{id}/stats */
+    ROUTE_ROOM_ORDERS,      /* GET /api/room/{id}/orders */
+    ROUTE_RECENT_ORDERS,    /* GET /api/orders/recent */
+    ROUTE_GLOBAL_STATS,     /* GET /api/statistics/global */
+    ROUTE_ADMIN_STATS,      /* GET /admin/stats */
+    ROUTE_SHARDS_STATUS,    /* GET /admin/shards/status */
+    ROUTE_METRICS,          /* GET /metrics */
     ROUTE_MAX
 };
 
@@ -27,13 +36,15 @@ enum route_result {
     ROUTE_OK = 0,           /* route and method match */
     ROUTE_NOT_FOUND = 1,    /* 404 */
     ROUTE_BAD_METHOD = 2,   /* 405: the path exists with another method (allow says which) */
-    ROUTE_BAD_PARAM = 3     /* 400: the path's parameter is malformed (e.g. the saga id) */
+    ROUTE_BAD_PARAM = 3     /* 400: the path's parameter is malformed (bad_field names it) */
 };
 
 typedef struct route_match {
     enum http_route route;
     const char *allow;                       /* the method the path takes, for Allow: */
     char saga_id[MSG_SAGA_ID_LEN + 1];       /* ROUTE_GRAB_STATUS */
+    long long id;                            /* the user, coupon or room id of the path */
+    const char *bad_field;                   /* ROUTE_BAD_PARAM: "saga_id", "user_id", ... */
 } route_match;
 
 /* path: the URI's path, without query string (not percent-decoded: none of

@@ -17,11 +17,13 @@
 #include <event2/event.h>
 #include <event2/http.h>
 
+#include "admin_stats.h"
 #include "db_worker.h"
 #include "engine.h"
 #include "http_api.h"
 #include "log.h"
 #include "orch.h"
+#include "read_api.h"
 #include "recovery.h"
 
 static void on_bye(void *arg)
@@ -50,6 +52,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     engine_tick(o, now);
     http_api_tick(o, now);
     recovery_tick(o, now);
+    admin_stats_tick(o, now);
     if (!o->announced_ready && orch_ready(o)) {
         o->announced_ready = 1;
         log_info("-", "orchestrator %s ready: http %s:%lld, replies on %s", o->conf.instance_id,
@@ -118,7 +121,7 @@ static int setup(orch *o, cg_error *err)
     if ((rc = svc_conf_main_db(&o->conf.svc, &dcfg, dbuf, sizeof(dbuf), err)) != CG_OK ||
         (rc = dbw_new(o->base, &dcfg, 64, &o->db, err)) != CG_OK)
         return rc;
-    if ((rc = http_api_start(o, err)) != CG_OK)
+    if ((rc = read_api_start(o, err)) != CG_OK || (rc = http_api_start(o, err)) != CG_OK)
         return rc;
     o->tick_ev = event_new(o->base, -1, EV_PERSIST, on_tick, o);
     o->sig_ev[0] = evsignal_new(o->base, SIGTERM, on_signal, o);
@@ -139,6 +142,7 @@ static void teardown(orch *o)
         http_api_answer_all(o);
     dbw_free(o->db);   /* its unfinished jobs answer 503 */
     o->db = NULL;
+    read_api_stop(o);  /* reads in flight answer 503 */
     /* Clients go before the sagas: their callbacks see mq/rds NULL and only
      * clean up (replies not acked go back to the queue). */
     o->mq = NULL;

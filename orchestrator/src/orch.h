@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "admission.h"
+#include "http_route.h"
 #include "mq.h"
 #include "msg.h"
 #include "orch_conf.h"
@@ -21,6 +22,7 @@ struct event;
 struct evhttp;
 struct evhttp_request;
 struct dbw;
+struct oq_client;
 
 typedef struct orch orch;
 
@@ -62,6 +64,25 @@ typedef struct orch_stats {
     unsigned long long batches, batch_items;  /* commands published, and their items */
 } orch_stats;
 
+#define ORCH_RATE_SLOTS 61   /* one per second: rates over the last 1, 10 and 60 s */
+
+/* Counters sampled once a second, for the rates of /admin/stats. */
+typedef struct orch_rates {
+    long long last_s;                      /* monotonic second of the newest sample */
+    int pos;                               /* the newest sample's slot */
+    int filled;                            /* samples taken, up to ORCH_RATE_SLOTS */
+    unsigned long long grabs[ORCH_RATE_SLOTS];
+    unsigned long long completed[ORCH_RATE_SLOTS];
+    unsigned long long compensated[ORCH_RATE_SLOTS];
+} orch_rates;
+
+typedef struct orch_read_stats {
+    unsigned long long requests[ROUTE_MAX];  /* by enum http_route */
+    unsigned long long errors;             /* 5xx answers of read endpoints */
+    unsigned long long partial;            /* answers with partial: true */
+    int inflight;
+} orch_read_stats;
+
 enum orch_recovery {
     RECOVERY_IDLE = 0,      /* not started (Redis not up yet) or to be retried */
     RECOVERY_SCANNING = 1,  /* walking sagas:active:<me> and loading each saga */
@@ -77,6 +98,8 @@ struct orch {
     struct event *flush_ev;       /* runs once per loop iteration when commands are queued */
     struct event *sig_ev[2];
     rds_client *rds;
+    rds_client *rds_read;         /* stock reads: replicas (or rds itself, by config) */
+    struct oq_client *oq;         /* order-svc's query API */
     mq_client *mq;
     struct dbw *db;
     char reply_queue[sizeof(MSG_REPLY_PREFIX) + MSG_MAX_INSTANCE];
@@ -109,6 +132,8 @@ struct orch {
     int stopping;                 /* SIGTERM seen */
     long long stop_deadline_ms;
     orch_stats stats;
+    orch_rates rates;
+    orch_read_stats reads;
 };
 
 long long orch_now_ms(void);      /* monotonic */

@@ -34,6 +34,16 @@ static const cfg_param orch_conf_params[] = {
     ROW(coupon_cache_max, CFG_INT, "100000", 16, 100000000, "coupons cached in memory"),
     ROW(shutdown_grace_ms, CFG_INT, "3000", 0, 600000, "SIGTERM: time for in-flight sagas"),
     ROW(tick_ms, CFG_INT, "10", 1, 1000, "period of the timeout timer"),
+    ROW(order_query, CFG_STRING, "127.0.0.1:8081", 0, 0,
+        "order-svc's query API, ip:port (the read endpoints' order data)"),
+    ROW(order_query_conns, CFG_INT, "8", 1, 64, "keep-alive connections to the query API"),
+    ROW(order_query_timeout_ms, CFG_INT, "2000", 10, 600000,
+        "longest wait for the query API (keep above order-svc's query_timeout_ms, so that "
+        "a missing shard comes back as a partial answer rather than a timeout)"),
+    ROW(read_inflight_max, CFG_INT, "1024", 1, 1000000, "reads at once; more are answered 503"),
+    ROW(stock_read_from, CFG_STRING, "replica", 0, 0,
+        "where stock reads go: replica (Redis replicas, the master when none is healthy) "
+        "or master"),
 };
 
 int orch_conf_instance_valid(const char *s)
@@ -65,6 +75,10 @@ static int orch_conf_validate(const void *p, cg_error *err)
                             "heartbeat_ttl_s");
     if (c->http_bind == NULL || c->http_bind[0] == '\0')
         return cg_error_set(err, CG_ERR_INVALID, "setting 'http_bind' is empty");
+    if (c->stock_read_from == NULL || (strcmp(c->stock_read_from, "replica") != 0 &&
+                                       strcmp(c->stock_read_from, "master") != 0))
+        return cg_error_set(err, CG_ERR_INVALID, "setting 'stock_read_from': '%s' is not "
+                            "replica or master", c->stock_read_from ? c->stock_read_from : "");
     return svc_conf_apply_log_level(&c->svc, err);
 }
 

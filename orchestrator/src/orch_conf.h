@@ -30,6 +30,11 @@ typedef struct orch_conf {
     long long coupon_cache_max;      /* coupons remembered (room, sold-out flag) */
     long long shutdown_grace_ms;     /* on SIGTERM, how long in-flight sagas may finish */
     long long tick_ms;               /* period of the one persistent timer */
+    char *order_query;               /* order-svc's query API, ip:port */
+    long long order_query_conns;
+    long long order_query_timeout_ms;
+    long long read_inflight_max;     /* read requests at once (read_api.c) */
+    char *stock_read_from;           /* "replica" | "master" */
 } orch_conf;
 
 extern const cfg_spec orch_conf_spec;

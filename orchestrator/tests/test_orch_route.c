@@ -34,6 +34,21 @@ static void test_routes(void)
         {HTTP_M_GET, "", ROUTE_NOT_FOUND, ROUTE_NONE},
         {HTTP_M_GET, NULL, ROUTE_NOT_FOUND, ROUTE_NONE},
         {HTTP_M_GET, "/HEALTHZ", ROUTE_NOT_FOUND, ROUTE_NONE},
+        {HTTP_M_GET, "/api/user/7/coupons", ROUTE_OK, ROUTE_USER_COUPONS},
+        {HTTP_M_POST, "/api/user/7/coupons", ROUTE_BAD_METHOD, ROUTE_USER_COUPONS},
+        {HTTP_M_GET, "/api/user/x/coupons", ROUTE_BAD_PARAM, ROUTE_USER_COUPONS},
+        {HTTP_M_GET, "/api/user/0/coupons", ROUTE_BAD_PARAM, ROUTE_USER_COUPONS},
+        {HTTP_M_GET, "/api/user/7/8/coupons", ROUTE_NOT_FOUND, ROUTE_NONE},
+        {HTTP_M_GET, "/api/coupon/500/stock", ROUTE_OK, ROUTE_COUPON_STOCK},
+        {HTTP_M_GET, "/api/room/1/stats", ROUTE_OK, ROUTE_ROOM_STATS},
+        {HTTP_M_GET, "/api/room/1/orders", ROUTE_OK, ROUTE_ROOM_ORDERS},
+        {HTTP_M_GET, "/api/room/-1/orders", ROUTE_BAD_PARAM, ROUTE_ROOM_ORDERS},
+        {HTTP_M_GET, "/api/orders/recent", ROUTE_OK, ROUTE_RECENT_ORDERS},
+        {HTTP_M_GET, "/api/statistics/global", ROUTE_OK, ROUTE_GLOBAL_STATS},
+        {HTTP_M_GET, "/admin/stats", ROUTE_OK, ROUTE_ADMIN_STATS},
+        {HTTP_M_GET, "/admin/shards/status", ROUTE_OK, ROUTE_SHARDS_STATUS},
+        {HTTP_M_POST, "/admin/shards/status", ROUTE_BAD_METHOD, ROUTE_SHARDS_STATUS},
+        {HTTP_M_GET, "/metrics", ROUTE_OK, ROUTE_METRICS},
     };
 
     for (size_t i = 0; i < TH_TABLE_LEN(cases); i++) {
@@ -55,6 +70,12 @@ static void test_params_and_allow(void)
     TH_REQUIRE(http_route_match(HTTP_M_GET, "/api/grab/00000000000000000000000000000abc", &rm) ==
                ROUTE_OK);
     TH_CHECK_STR(rm.saga_id, "00000000000000000000000000000abc");
+    TH_REQUIRE(http_route_match(HTTP_M_GET, "/api/grab/abc", &rm) == ROUTE_BAD_PARAM);
+    TH_CHECK_STR(rm.bad_field, "saga_id");
+    TH_REQUIRE(http_route_match(HTTP_M_GET, "/api/room/42/orders", &rm) == ROUTE_OK);
+    TH_CHECK_INT(rm.id, 42);
+    TH_REQUIRE(http_route_match(HTTP_M_GET, "/api/coupon/07/stock", &rm) == ROUTE_BAD_PARAM);
+    TH_CHECK_STR(rm.bad_field, "coupon_id");
     TH_REQUIRE(http_route_match(HTTP_M_GET, "/api/coupon/grab", &rm) == ROUTE_BAD_METHOD);
     TH_CHECK_STR(rm.allow, "POST");
     TH_REQUIRE(http_route_match(HTTP_M_POST, "/healthz", &rm) == ROUTE_BAD_METHOD);

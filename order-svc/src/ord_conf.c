@@ -31,6 +31,16 @@ static const cfg_param ord_conf_params[] = {
      "largest delay before re-publishing a reply or dead letter the broker refused"},
     {"shutdown_timeout_ms", CFG_INT, offsetof(ord_conf, shutdown_timeout_ms), "10000", 100,
      600000, "SIGTERM/SIGINT: longest wait for in-flight transactions and replies"},
+    {"query_bind", CFG_STRING, offsetof(ord_conf, query_bind), "127.0.0.1", 0, 0,
+     "address of the query API the orchestrator reads orders from"},
+    {"query_port", CFG_INT, offsetof(ord_conf, query_port), "8081", 1, 65535,
+     "port of the query API"},
+    {"query_pools", CFG_INT, offsetof(ord_conf, query_pools), "2", 1, 16,
+     "read connections per shard (each with its own worker thread)"},
+    {"query_timeout_ms", CFG_INT, offsetof(ord_conf, query_timeout_ms), "1000", 10, 60000,
+     "longest wait for the shards of one read; later shards are reported missing"},
+    {"query_inflight_max", CFG_INT, offsetof(ord_conf, query_inflight_max), "512", 1, 100000,
+     "reads in flight at once; more are answered 503"},
 };
 
 static int ord_conf_validate(const void *p, cg_error *err)

@@ -17,6 +17,11 @@ typedef struct ord_conf {
     long long reconnect_max_ms;
     long long reply_retry_max_ms;   /* backoff cap for re-publishing refused replies */
     long long shutdown_timeout_ms;  /* bound on the graceful stop */
+    char *query_bind;               /* the query API (ord_http.h) */
+    long long query_port;
+    long long query_pools;          /* connections per shard for reads */
+    long long query_timeout_ms;     /* longest wait for the shards of one read */
+    long long query_inflight_max;   /* reads at once; 503 beyond */
 } ord_conf;
 
 extern const cfg_spec ord_conf_spec;

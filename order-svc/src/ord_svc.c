@@ -31,6 +31,7 @@
 #include "log.h"
 #include "mq.h"
 #include "msg.h"
+#include "ord_http.h"
 #include "ord_queue.h"
 #include "ord_shard.h"
 #include "sr_map.h"
@@ -97,6 +98,7 @@ struct ord_svc {
     size_t load[SR_MAX_SHARDS];      /* items submitted to each shard, not back yet */
     int shard_stopped[SR_MAX_SHARDS];
     mq_client *mq;
+    ord_http *http;                  /* the query API */
     struct event *tick;
     struct event *flush_ev;
 
@@ -739,6 +741,8 @@ ord_svc *ord_svc_new(struct event_base *base, const ord_conf *conf, cg_error *er
         if (svc->shards[s] == NULL)
             goto err;
     }
+    if (ord_http_new(base, conf, &svc->map, &svc->http, err) != CG_OK)
+        goto err;
     svc_conf_mq(&conf->svc, "order-svc", &mqc);
     msg_topology(&topo, NULL);
     svc->mq = mq_client_new(base, &mqc, &topo, ord_on_mq_state, svc, err);
@@ -784,6 +788,7 @@ void ord_svc_free(ord_svc *svc)
     if (svc == NULL)
         return;
     svc->closing = 1;
+    ord_http_free(svc->http);
     /* First the broker: confirms still due run now and free their pubs. */
     mq_client_free(svc->mq);
     /* Then the workers, so that nothing touches the items any more. */
