@@ -61,7 +61,7 @@ SR_LIB  := $(BUILD)/libshardrouter.a
 LINK_LIBS := $(SR_LIB) $(COMMON_LIB)
 
 # Programs: every other .c under <program>/src is linked into build/bin/<program>.
-PROGRAMS := orchestrator stock-svc order-svc shard-router consistency-test seeder
+PROGRAMS := orchestrator stock-svc order-svc shard-router consistency-test seeder stress-test
 prog_objs = $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(SR_SRCS),$(wildcard $(1)/src/*.c)))
 PROGRAM_BINS := $(PROGRAMS:%=$(BUILD)/bin/%)
 
