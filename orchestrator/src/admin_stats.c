@@ -190,6 +190,10 @@ void admin_stats_handle(orch *o, struct evhttp_request *req)
     int rc;
 
     o->reads.requests[ROUTE_ADMIN_STATS]++;
+    if (!read_no_params(req)) {
+        free(c);
+        return;
+    }
     if (c == NULL) {
         httpj_error(req, 503, "overloaded", NULL, "out of memory");
         return;
@@ -228,6 +232,11 @@ void admin_metrics_handle(orch *o, struct evhttp_request *req)
     oq_stats qs;
 
     o->reads.requests[ROUTE_METRICS]++;
+    if (!read_no_params(req)) {
+        if (b != NULL)
+            evbuffer_free(b);
+        return;
+    }
     if (b == NULL) {
         httpj_error(req, 503, "overloaded", NULL, "out of memory");
         return;

@@ -334,11 +334,13 @@ static void copy_shard_fields(read_ctx *c, json_t *out)
 static json_t *room_coupon(long long id, const stock_set *st, size_t si, json_t *orders)
 {
     int has_stock = si < st->n && st->ids[si] == id;
+    /* a key missing (-1) is unknown, not a number */
+    long long remaining = has_stock ? st->remaining[si] : -1;
+    long long total = has_stock ? st->total[si] : -1;
 
     return json_pack("{s:I, s:o, s:o, s:o}", "coupon_id", (json_int_t)id, "remaining",
-                     has_stock ? json_integer(st->remaining[si] > 0 ? st->remaining[si] : 0)
-                               : json_null(),
-                     "total", has_stock ? json_integer(st->total[si]) : json_null(), "orders",
+                     remaining >= 0 ? json_integer(remaining) : json_null(), "total",
+                     total >= 0 ? json_integer(total) : json_null(), "orders",
                      orders != NULL ? json_incref(orders) : json_null());
 }
 
@@ -357,6 +359,11 @@ static void finish_room_stats(read_ctx *c)
     if (c->oq_status == CG_OK)
         counts = json_object_get(c->orders, "coupons");
     nc = json_array_size(counts);
+    if (c->stock.n == 0 && counts == NULL) {
+        /* no stock here, and the orders could not be asked: unknown, not absent */
+        reply_error(c, 503, "unavailable", c->oq_error);
+        return;
+    }
     if (c->stock.n == 0 && nc == 0) {
         httpj_error(c->req, 404, "not_found", "room_id", "no coupons in this room");
         return;
@@ -569,7 +576,7 @@ static int ask_coupon_stock(read_ctx *c)
 
 /* ---- dispatch ---------------------------------------------------------------------- */
 
-static int no_params(struct evhttp_request *req)
+int read_no_params(struct evhttp_request *req)
 {
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *bad = NULL;
@@ -591,9 +598,9 @@ void read_api_handle(orch *o, struct evhttp_request *req, const route_match *rm)
 
     o->reads.requests[rm->route]++;
     if (rm->route == ROUTE_USER_COUPONS || rm->route == ROUTE_ROOM_ORDERS ||
-        rm->route == ROUTE_RECENT_ORDERS || rm->route == ROUTE_SHARDS_STATUS) {
+        rm->route == ROUTE_RECENT_ORDERS) {
         /* order-svc checks the parameters of its own queries */
-    } else if (!no_params(req)) {
+    } else if (!read_no_params(req)) {
         return;
     }
     if (o->reads.inflight >= o->conf.read_inflight_max) {
@@ -641,7 +648,10 @@ void read_api_handle(orch *o, struct evhttp_request *req, const route_match *rm)
     if (rc != CG_OK) {
         o->reads.inflight--;
         o->reads.errors++;
-        httpj_error(req, 503, "unavailable", NULL, cg_status_name(rc));
+        httpj_error(req, 503, rc == CG_ERR_FULL ? "overloaded" : "unavailable", NULL,
+                    rc == CG_ERR_FULL               ? "too many reads in flight"
+                    : rm->route == ROUTE_COUPON_STOCK ? "Redis is not reachable"
+                                                      : "order-svc is not reachable");
         read_ctx_free(c);
     }
 }

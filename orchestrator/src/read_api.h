@@ -28,6 +28,10 @@ void read_api_stop(orch *o);
 /* Serves a read route (rm from http_route_match, ROUTE_OK). */
 void read_api_handle(orch *o, struct evhttp_request *req, const route_match *rm);
 
+/* 1 when req's URI has no query parameters; else answers 400 naming the
+ * first and returns 0 (for the endpoints that take none). */
+int read_no_params(struct evhttp_request *req);
+
 /* The stock totals of every coupon in Redis, for /admin/stats too: calls
  * done(o, status, json {coupons, stock_total, stock_remaining}, arg) once. */
 typedef void (*read_stock_totals_cb)(orch *o, int status, void *json, void *arg);
