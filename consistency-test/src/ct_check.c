@@ -386,6 +386,137 @@ static int ct_check_placement(const ct_snapshot *s, ct_report *r)
     return ct_finish(r, &o, what);
 }
 
+/* R1's figures. */
+typedef struct ct_model_sums {
+    size_t entries;          /* (shard, room, coupon) keys seen on either side */
+    long long counted;       /* order_counts over them */
+    long long rows;          /* rows over them */
+} ct_model_sums;
+
+static int ct_cmp_count_key(const void *a, const void *b)
+{
+    const ct_count *x = a, *y = b;
+
+    if (x->shard != y->shard)
+        return (x->shard > y->shard) - (x->shard < y->shard);
+    if (x->coupon_id != y->coupon_id)
+        return (x->coupon_id > y->coupon_id) - (x->coupon_id < y->coupon_id);
+    return (x->room_id > y->room_id) - (x->room_id < y->room_id);
+}
+
+/* Sums the run of entries with the key of a[*i] and moves *i past it. */
+static long long ct_count_run(const ct_count *a, size_t n, size_t *i)
+{
+    const ct_count *key = &a[*i];
+    long long sum = 0;
+
+    while (*i < n && ct_cmp_count_key(&a[*i], key) == 0)
+        sum += a[(*i)++].orders;
+    return sum;
+}
+
+/* Compares the read model with the rows counted, key by key (both sorted
+ * here; equal keys are summed). A key missing on one side is 0 there: the
+ * delete trigger leaves an order_counts row at 0 behind, which is right. */
+static void ct_counts_compare(ct_count *model, size_t n_model, ct_count *rows, size_t n_rows,
+                              const char *note, ct_offenders *o, ct_model_sums *t)
+{
+    size_t i = 0, j = 0;
+
+    if (n_model > 1)
+        qsort(model, n_model, sizeof(*model), ct_cmp_count_key);
+    if (n_rows > 1)
+        qsort(rows, n_rows, sizeof(*rows), ct_cmp_count_key);
+    while (i < n_model || j < n_rows) {
+        int cmp = i == n_model ? 1 : j == n_rows ? -1 : ct_cmp_count_key(&model[i], &rows[j]);
+        ct_count key = cmp <= 0 ? model[i] : rows[j];
+        long long counted = cmp <= 0 ? ct_count_run(model, n_model, &i) : 0;
+        long long found = cmp >= 0 ? ct_count_run(rows, n_rows, &j) : 0;
+
+        t->entries++;
+        t->counted += counted;
+        t->rows += found;
+        if (counted == found)
+            continue;
+        if (cmp > 0)
+            ct_offend(o, "shard %d, room %lld, coupon %lld%s: no order_counts row, %lld rows",
+                      key.shard, key.room_id, key.coupon_id, note, found);
+        else
+            ct_offend(o, "shard %d, room %lld, coupon %lld%s: order_counts says %lld, %lld rows",
+                      key.shard, key.room_id, key.coupon_id, note, counted, found);
+    }
+}
+
+/* Copies n counts (NULL when n is 0 or out of memory: *oom says which). */
+static ct_count *ct_counts_copy(const ct_count *src, size_t n, int *oom)
+{
+    ct_count *p;
+
+    if (n == 0)
+        return NULL;
+    p = malloc(n * sizeof(*p));
+    if (p == NULL)
+        *oom = 1;
+    else
+        memcpy(p, src, n * sizeof(*p));
+    return p;
+}
+
+/* R1 for one coupon of the snapshot: each row is a count of 1 at its key. */
+static void ct_check_coupon_counts(const ct_coupon *c, ct_offenders *o, ct_model_sums *t)
+{
+    int oom = 0;
+    ct_count *model = ct_counts_copy(c->counts, c->n_counts, &oom);
+    ct_count *rows = c->n_rows > 0 ? calloc(c->n_rows, sizeof(*rows)) : NULL;
+
+    if (oom || (c->n_rows > 0 && rows == NULL)) {
+        ct_offend(o, "coupon %lld: out of memory", c->coupon_id);
+        goto done;
+    }
+    for (size_t k = 0; k < c->n_rows; k++) {
+        rows[k].shard = c->rows[k].shard;
+        rows[k].room_id = c->rows[k].room_id;
+        rows[k].coupon_id = c->rows[k].coupon_id;
+        rows[k].orders = 1;
+    }
+    ct_counts_compare(model, c->n_counts, rows, c->n_rows, "", o, t);
+done:
+    free(rows);
+    free(model);
+}
+
+/* R1 (any instant): the read model order_counts equals the rows, per shard,
+ * room and coupon. Each shard's two sides come from one transaction
+ * (ct_shards.h), and the triggers change both in the writer's transaction,
+ * so no commit in between can make a correct system fail. Full checks also
+ * compare the coupons outside the snapshot, by the shards' own counts. */
+static int ct_check_read_model(const ct_snapshot *s, ct_report *r)
+{
+    ct_offenders o = {0};
+    ct_model_sums t = {0, 0, 0};
+    char what[256];
+
+    for (size_t i = 0; i < s->n_coupons; i++)
+        ct_check_coupon_counts(&s->coupons[i], &o, &t);
+    if (s->full) {
+        int oom = 0;
+        ct_count *model = ct_counts_copy(s->stray_counts, s->n_stray_counts, &oom);
+        ct_count *rows = ct_counts_copy(s->stray_tallies, s->n_stray_tallies, &oom);
+
+        if (oom)
+            ct_offend(&o, "coupons without stock: out of memory");
+        else
+            ct_counts_compare(model, s->n_stray_counts, rows, s->n_stray_tallies,
+                              " (no stock loaded)", &o, &t);
+        free(rows);
+        free(model);
+    }
+    snprintf(what, sizeof(what), "R1 read model: order_counts equals the rows per shard, room and "
+             "coupon: %zu entries, %lld counted = %lld rows%s", t.entries, t.counted, t.rows,
+             s->full ? ", coupons without stock included" : "");
+    return ct_finish(r, &o, what);
+}
+
 int ct_check_run(const ct_snapshot *s, int quiet, ct_report *r)
 {
     int failed = 0;
@@ -399,5 +530,6 @@ int ct_check_run(const ct_snapshot *s, int quiet, ct_report *r)
         failed += !ct_check_sagas(s, r);
     failed += !ct_check_stock_range(s, r);
     failed += !ct_check_placement(s, r);
+    failed += !ct_check_read_model(s, r);
     return failed;
 }

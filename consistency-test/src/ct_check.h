@@ -5,7 +5,9 @@
  * checks that only hold then (no reservation in flight, every saga finished,
  * holders exactly the row users) run only with quiet set; the others hold at
  * any instant and run always (ct_collect reads the rows before Redis, so a
- * row seen implies its reservation was already there). */
+ * row seen implies its reservation was already there). The read-model
+ * check (R1, order_counts = rows per shard, room and coupon) also runs
+ * always: each shard's counts are read in one transaction with its rows. */
 #ifndef CT_CHECK_H
 #define CT_CHECK_H
 

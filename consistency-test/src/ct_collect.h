@@ -4,9 +4,13 @@
  * second (in one MULTI/EXEC): a reservation is recorded before its order is
  * written and released only after the order is gone, so a row seen first
  * has its reservation still there when Redis is read, and the checks that
- * hold at any instant stay true even while sagas run. Then the saga log of
- * every saga the coupon mentions (and of the extra ids a scenario knows),
- * and the active-saga sets. */
+ * hold at any instant stay true even while sagas run. Each shard's
+ * order_counts rows of the coupon are read in the same transaction as its
+ * rows (not before or after them: an order committed in between would move
+ * one side only, and with inserts and cancels both running no order of two
+ * separate reads is safe), so the read-model check holds at any instant too.
+ * Then the saga log of every saga the coupon mentions (and of the extra ids
+ * a scenario knows), and the active-saga sets. */
 #ifndef CT_COLLECT_H
 #define CT_COLLECT_H
 

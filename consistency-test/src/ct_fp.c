@@ -173,6 +173,14 @@ static int ct_fp_shards(ct_shards *sh, long long c, const char *const *sagas, si
 
         status = ct_db_select(sh->conn[i], sql, ct_fp_row, &a, err);
     }
+    /* the read model the triggers keep: a duplicate must not move it either */
+    snprintf(sql, sizeof(sql), "SELECT room_id, coupon_id, orders FROM order_counts "
+             "WHERE coupon_id = %lld ORDER BY room_id", c);
+    for (int i = 0; i < sh->n && status == CG_OK; i++) {
+        ct_fp_arg a = {b, i, "count"};
+
+        status = ct_db_select(sh->conn[i], sql, ct_fp_row, &a, err);
+    }
     if (n == 0 || status != CG_OK)
         return status;
     ct_buf_add(&in, "SELECT saga_id, created_at FROM saga_barriers WHERE saga_id IN (");

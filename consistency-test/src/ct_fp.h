@@ -2,8 +2,8 @@
  *
  * Text, one fact per line, in a fixed order: the coupon's Redis keys (sets
  * and hashes sorted), the saga log of the given sagas, every shard's
- * coupon_results rows of the coupon (all columns) and the barrier rows of
- * the given sagas. Two fingerprints taken around an action are equal when
+ * coupon_results rows of the coupon (all columns), its order_counts rows
+ * and the barrier rows of the given sagas. Two fingerprints taken around an action are equal when
  * the action changed nothing (invariant I6). */
 #ifndef CT_FP_H
 #define CT_FP_H

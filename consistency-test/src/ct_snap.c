@@ -55,6 +55,7 @@ static void ct_coupon_free(ct_coupon *c)
     free(c->holders);
     free(c->outcomes);
     free(c->rows);
+    free(c->counts);
     free(c->sagas);
 }
 
@@ -64,6 +65,8 @@ void ct_snapshot_free(ct_snapshot *s)
         ct_coupon_free(&s->coupons[i]);
     free(s->coupons);
     free(s->stray_rows);
+    free(s->stray_counts);
+    free(s->stray_tallies);
     ct_snapshot_init(s);
 }
 
@@ -126,9 +129,27 @@ int ct_coupon_add_saga(ct_coupon *c, const char *saga_id, const char *state, int
     return CG_OK;
 }
 
+int ct_coupon_add_count(ct_coupon *c, const ct_count *count)
+{
+    CT_APPEND(c->counts, c->n_counts, *count);
+    return CG_OK;
+}
+
 int ct_snapshot_add_stray(ct_snapshot *s, const ct_row *row)
 {
     CT_APPEND(s->stray_rows, s->n_stray_rows, *row);
+    return CG_OK;
+}
+
+int ct_snapshot_add_stray_count(ct_snapshot *s, const ct_count *count)
+{
+    CT_APPEND(s->stray_counts, s->n_stray_counts, *count);
+    return CG_OK;
+}
+
+int ct_snapshot_add_stray_tally(ct_snapshot *s, const ct_count *tally)
+{
+    CT_APPEND(s->stray_tallies, s->n_stray_tallies, *tally);
     return CG_OK;
 }
 

@@ -44,6 +44,15 @@ typedef struct ct_row {
     int shard;               /* the shard it was read from */
 } ct_row;
 
+/* One (shard, room, coupon) count: an order_counts row as read, or the
+ * shard's own COUNT(*) of its coupon_results rows (ct_snapshot.stray_tallies). */
+typedef struct ct_count {
+    long long room_id;
+    long long coupon_id;
+    long long orders;
+    int shard;               /* the shard it was read from */
+} ct_count;
+
 /* One field of stock:{C}:sagas: "R", "J:<reason>" or "L". */
 typedef struct ct_outcome {
     char saga_id[CT_SAGA_ID_LEN + 1];
@@ -68,6 +77,9 @@ typedef struct ct_coupon {
     size_t n_outcomes;
     ct_row *rows;                /* every shard's rows of this coupon, sorted by saga id */
     size_t n_rows;
+    ct_count *counts;            /* every shard's order_counts rows of this coupon, each
+                                    shard's read in one transaction with its rows */
+    size_t n_counts;
     ct_saga *sagas;              /* sorted by saga id */
     size_t n_sagas;
 } ct_coupon;
@@ -80,6 +92,12 @@ typedef struct ct_snapshot {
     char active_sample[CT_SAGA_ID_LEN + 64];   /* one of them, for the message */
     ct_row *stray_rows;          /* rows of coupons not in the snapshot (full checks only) */
     size_t n_stray_rows;
+    /* Full checks only, for coupons not in the snapshot, each shard's read in
+     * one transaction: its order_counts rows, and its rows counted per room. */
+    ct_count *stray_counts;
+    size_t n_stray_counts;
+    ct_count *stray_tallies;
+    size_t n_stray_tallies;
     int full;                    /* every coupon in the `coupons` set was read */
     sr_map map;                  /* where rows belong */
 } ct_snapshot;
@@ -95,7 +113,10 @@ int ct_coupon_add_holder(ct_coupon *c, long long user_id) CG_MUSTCHECK;
 int ct_coupon_add_outcome(ct_coupon *c, const char *saga_id, const char *value) CG_MUSTCHECK;
 int ct_coupon_add_row(ct_coupon *c, const ct_row *row) CG_MUSTCHECK;
 int ct_coupon_add_saga(ct_coupon *c, const char *saga_id, const char *state, int found) CG_MUSTCHECK;
+int ct_coupon_add_count(ct_coupon *c, const ct_count *count) CG_MUSTCHECK;
 int ct_snapshot_add_stray(ct_snapshot *s, const ct_row *row) CG_MUSTCHECK;
+int ct_snapshot_add_stray_count(ct_snapshot *s, const ct_count *count) CG_MUSTCHECK;
+int ct_snapshot_add_stray_tally(ct_snapshot *s, const ct_count *tally) CG_MUSTCHECK;
 
 /* Sorts the arrays so that the lookups below work; call after adding. */
 void ct_coupon_sort(ct_coupon *c);

@@ -3,18 +3,23 @@
  *
  * A consistent coupon is written straight into Redis (stock, total, room,
  * holders, reservations, saga logs) and the shards (rows on their hash
- * shards); the checker must pass it. Then each test breaks it the way a bug
- * would - an extra row, a holder without a row, a negative stock, a row on
- * the wrong shard - and the checker (and the `consistency-test check`
- * command, by exit status) must fail. Everything planted is removed again.
+ * shards, counted in order_counts by the shards' own triggers); the checker
+ * must pass it. Then each test breaks it the way a bug would - an extra
+ * row, a holder without a row, a negative stock, a row on the wrong shard,
+ * a read model that no longer counts the rows - and the checker (and the
+ * `consistency-test check` command, by exit status) must fail; and the
+ * read-model check must keep passing while orders are written and cancelled
+ * beside it. Everything planted is removed again.
  * Needs the stack's environment (stack.env, REPO_DIR) and the shard schema
  * applied; other coupons' sagas may run meanwhile (a check of given coupons
  * only counts their own active sagas). */
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../src/ct_check.h"
@@ -36,6 +41,7 @@ static ct_conf conf;
 static ct_env env;
 static ct_shards shards;
 static long long coupon;
+static long long stray_coupon;   /* no stock, no rows: only a planted count */
 static char out_buf[1 << 16];
 static FILE *out;
 
@@ -114,8 +120,11 @@ static void unplant(void)
     for (int i = 0; i < 16; i++)
         rcmd("DEL saga:%s", saga(i));
     rcmd("DEL sagas:active:it-ct-%d", (int)getpid());
-    for (int i = 0; i < shards.n; i++)
+    /* rows first: their delete trigger moves the counts, removed after */
+    for (int i = 0; i < shards.n; i++) {
         sql(i, "DELETE FROM coupon_results WHERE coupon_id = %lld", coupon);
+        sql(i, "DELETE FROM order_counts WHERE coupon_id IN (%lld, %lld)", coupon, stray_coupon);
+    }
 }
 
 /* Coupon: total 10, stock 7, users 1-3 granted (sagas 1-3), saga 4 rejected. */
@@ -150,6 +159,20 @@ static int check(int quiet)
     return failed;
 }
 
+/* A full check (every coupon; busy, so that the rest of the stack's sagas
+ * do not matter); the output lands in out_buf. */
+static int check_full(void)
+{
+    int failed;
+
+    rewind(out);
+    memset(out_buf, 0, sizeof(out_buf));
+    ct_report_init(&env.rep, out);
+    failed = ct_env_check(&env, NULL, 0, NULL, 0, 0, NULL);
+    fflush(out);
+    return failed;
+}
+
 /* `consistency-test check --coupon C`: its exit status. */
 static int run_cli(void)
 {
@@ -174,7 +197,11 @@ static void test_good_state_passes(void)
     TH_CHECK_INT(check(1), 0);
     if (env.rep.failed != 0)
         fprintf(stdout, "%s", out_buf);
-    TH_CHECK_INT(env.rep.passed, 7);
+    TH_CHECK_INT(env.rep.passed, 8);
+    /* the triggers counted the planted rows */
+    if (strstr(out_buf, "PASS R1 read model: order_counts equals the rows per shard, room and coupon: "
+                        "3 entries, 3 counted = 3 rows") == NULL)
+        TH_FAIL_AT("expected R1 to pass over 3 rows; output:\n%s", out_buf);
     TH_CHECK_INT(run_cli(), 0);
 }
 
@@ -266,6 +293,179 @@ static void test_active_saga_of_coupon_fails(void)
     TH_CHECK_INT(check(1), 0);
 }
 
+/* One (room, coupon) count one too high, as a trigger firing twice for a
+ * redelivered create would leave it. */
+static void test_read_model_off_fails(void)
+{
+    int s1 = shard_of(1);
+
+    TH_REQUIRE(plant_good());
+    TH_REQUIRE(sql(s1, "UPDATE order_counts SET orders = orders + 1 WHERE room_id = %d AND coupon_id = %lld",
+                   ROOM, coupon));
+    TH_CHECK_INT(check(0), 1);   /* the read model, nothing else */
+    EXPECT_FAIL("R1 read model");
+    {
+        char line[160];
+
+        snprintf(line, sizeof(line), "shard %d, room %d, coupon %lld: order_counts says ", s1, ROOM, coupon);
+        if (strstr(out_buf, line) == NULL)
+            TH_FAIL_AT("expected an offender \"%s...\"; output:\n%s", line, out_buf);
+    }
+    TH_CHECK_INT(run_cli(), 1);
+    TH_REQUIRE(sql(s1, "UPDATE order_counts SET orders = orders - 1 WHERE room_id = %d AND coupon_id = %lld",
+                   ROOM, coupon));
+    TH_CHECK_INT(check(1), 0);
+    TH_CHECK_INT(run_cli(), 0);
+}
+
+/* A row deleted with the trigger bypassed: the DELETE fires it, so the
+ * count is put back by hand, as a delete outside the trigger would leave it. */
+static void test_read_model_trigger_bypassed_fails(void)
+{
+    int s2 = shard_of(2);
+
+    TH_REQUIRE(plant_good());
+    TH_REQUIRE(sql(s2, "DELETE FROM coupon_results WHERE saga_id = '%s'", saga(2)));
+    TH_REQUIRE(sql(s2, "UPDATE order_counts SET orders = orders + 1 WHERE room_id = %d AND coupon_id = %lld",
+                   ROOM, coupon));
+    /* busy: a holder without a row is a reservation in flight, so only the
+     * read model is wrong */
+    TH_CHECK_INT(check(0), 1);
+    EXPECT_FAIL("R1 read model");
+    TH_CHECK_INT(run_cli(), 1);
+    /* the count right again: the busy state is consistent */
+    TH_REQUIRE(sql(s2, "UPDATE order_counts SET orders = orders - 1 WHERE room_id = %d AND coupon_id = %lld",
+                   ROOM, coupon));
+    TH_CHECK_INT(check(0), 0);
+    /* the row back (its trigger counts it): the quiet state is whole again */
+    TH_REQUIRE(insert_row(2, 2, s2));
+    TH_CHECK_INT(check(1), 0);
+}
+
+/* Counts without rows: for a room of the checked coupon (seen by a check
+ * of that coupon), and for a coupon without stock or rows at all (seen
+ * only by a full check). */
+static void test_read_model_count_without_rows_fails(void)
+{
+    TH_REQUIRE(plant_good());
+    TH_REQUIRE(sql(0, "INSERT INTO order_counts (room_id, coupon_id, orders) VALUES (%d, %lld, 5)",
+                   ROOM + 1, coupon));
+    TH_CHECK_INT(check(0), 1);
+    EXPECT_FAIL("R1 read model");
+    TH_CHECK_INT(run_cli(), 1);
+    /* a 0, as the delete trigger leaves it behind, is right */
+    TH_REQUIRE(sql(0, "UPDATE order_counts SET orders = 0 WHERE room_id = %d AND coupon_id = %lld",
+                   ROOM + 1, coupon));
+    TH_CHECK_INT(check(1), 0);
+
+    TH_REQUIRE(sql(1, "INSERT INTO order_counts (room_id, coupon_id, orders) VALUES (%d, %lld, 4)", ROOM,
+                   stray_coupon));
+    TH_CHECK_INT(check(1), 0);   /* not one of the checked coupons */
+    check_full();
+    EXPECT_FAIL("R1 read model");
+    {
+        char line[160];
+
+        snprintf(line, sizeof(line), "shard 1, room %d, coupon %lld (no stock loaded): order_counts says 4, "
+                 "0 rows", ROOM, stray_coupon);
+        if (strstr(out_buf, line) == NULL)
+            TH_FAIL_AT("expected an offender \"%s\"; output:\n%s", line, out_buf);
+    }
+    TH_REQUIRE(sql(1, "DELETE FROM order_counts WHERE coupon_id = %lld", stray_coupon));
+    check_full();
+    /* whether the rest of the stack passes the other checks is not this
+     * test's business; the read model must */
+    if (strstr(out_buf, "PASS R1 read model") == NULL)
+        TH_FAIL_AT("expected R1 to pass a full check again; output:\n%s", out_buf);
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+#define CHURN_USERS 5        /* with the 3 planted rows, within the total of 10 */
+#define CHURN_MS 3000
+
+/* The child: for ms milliseconds, orders of users 101.. of the coupon are
+ * written and cancelled (insert, then delete; the triggers count both) on
+ * their shards, over its own connections. Exits 0 when every write worked. */
+static void churn(long long ms)
+{
+    ct_shards own;
+    cg_error err = {0};
+    long long end = now_ms() + ms;
+    int ok;
+
+    ok = ct_shards_open(&conf, &own, &err) == CG_OK;
+    while (ok && now_ms() < end) {
+        for (int k = 0; k < CHURN_USERS && ok; k++) {
+            char q[512];
+            long long user = 101 + k;
+
+            snprintf(q, sizeof(q), "INSERT INTO coupon_results (saga_id, user_id, coupon_id, room_id, "
+                     "grab_status, grab_time) VALUES ('c8%06x%024x', %lld, %lld, %d, 1, NOW(3))",
+                     (unsigned)getpid() & 0xffffff, k, user, coupon, ROOM);
+            ok = db_exec(own.conn[shard_of(user)], q, NULL, &err) == CG_OK;
+        }
+        for (int k = 0; k < CHURN_USERS && ok; k++) {
+            char q[256];
+            long long user = 101 + k;
+
+            snprintf(q, sizeof(q), "DELETE FROM coupon_results WHERE coupon_id = %lld AND user_id = %lld",
+                     coupon, user);
+            ok = db_exec(own.conn[shard_of(user)], q, NULL, &err) == CG_OK;
+        }
+    }
+    if (!ok)
+        fprintf(stdout, "    churn: %s\n", err.msg);
+    ct_shards_close(&own);
+    _exit(ok ? 0 : 1);
+}
+
+/* A correct system under writes: orders committed and cancelled on the
+ * coupon's shards while it is checked over and over (busy). However the
+ * commits fall between the reads, R1 must pass every time, because each
+ * shard's rows and counts are read in one transaction. */
+static void test_read_model_holds_under_writes(void)
+{
+    int checks = 0, failed_r1 = 0, wstatus = 0;
+    long long deadline;
+    pid_t child;
+
+    TH_REQUIRE(plant_good());
+    fflush(stdout);
+    child = fork();
+    TH_REQUIRE(child >= 0);
+    if (child == 0)
+        churn(CHURN_MS);
+    deadline = now_ms() + CHURN_MS + 10000;
+    while (waitpid(child, &wstatus, WNOHANG) == 0) {
+        if (now_ms() > deadline) {
+            kill(child, SIGKILL);
+            waitpid(child, &wstatus, 0);
+            TH_FAIL_AT("the writer did not stop within its bound");
+            break;
+        }
+        check(0);
+        checks++;
+        if (strstr(out_buf, "PASS R1 read model") == NULL) {
+            if (failed_r1++ == 0)
+                fprintf(stdout, "    R1 failed under writes:\n%s", out_buf);
+        }
+    }
+    TH_CHECK(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0);
+    fprintf(stdout, "    %d busy checks while orders were written and cancelled, R1 failed in %d\n", checks,
+            failed_r1);
+    TH_CHECK(checks >= 10);
+    TH_CHECK_INT(failed_r1, 0);
+    /* the writer's rows are all cancelled: the quiet state is the planted one */
+    TH_CHECK_INT(check(1), 0);
+}
+
 static void test_fingerprint(void)
 {
     const char *ids[] = {saga(1), saga(4)};
@@ -282,6 +482,16 @@ static void test_fingerprint(void)
     TH_CHECK(strcmp(a, c) != 0);
     rewind(out);
     TH_CHECK_INT(ct_fingerprint_diff(&env.rep, a, c, 4), 1);
+    /* the read model is part of it too */
+    free(b);
+    b = NULL;
+    TH_CHECK(strstr(a, " count ") != NULL);
+    if (sql(shard_of(1), "UPDATE order_counts SET orders = orders + 1 WHERE room_id = %d AND coupon_id = %lld",
+            ROOM, coupon) &&
+        ct_fingerprint(&env, coupon, ids, 2, &b, &err) == CG_OK)
+        TH_CHECK_INT(ct_fingerprint_diff(&env.rep, c, b, 4), 1);
+    else
+        TH_FAIL_AT("changing the count or fingerprinting failed: %s", err.msg);
     free(a);
     free(b);
     free(c);
@@ -298,6 +508,10 @@ int main(int argc, char **argv)
         {"a row on the wrong shard fails", test_wrong_shard_fails},
         {"an unfinished saga fails", test_unfinished_saga_fails},
         {"an active saga of the coupon fails", test_active_saga_of_coupon_fails},
+        {"a read model count off by one fails", test_read_model_off_fails},
+        {"a row deleted past its trigger fails", test_read_model_trigger_bypassed_fails},
+        {"a count without rows fails", test_read_model_count_without_rows_fails},
+        {"the read model holds while orders are written", test_read_model_holds_under_writes},
         {"fingerprints see a change", test_fingerprint},
     };
     char *cargv[] = {argv[0], NULL};
@@ -312,6 +526,7 @@ int main(int argc, char **argv)
         return 1;
     }
     coupon = 900000000LL + (long long)(getpid() % 1000000);
+    stray_coupon = coupon + 1000000;
     rc = th_main("it_ct_check", tests, TH_TABLE_LEN(tests), argc, argv);
     unplant();
     ct_shards_close(&shards);

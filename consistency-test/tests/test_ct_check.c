@@ -1,10 +1,11 @@
 /* test_ct_check.c - the invariant checker fails on broken states.
  *
  * A consistent snapshot (stock, holders, reservations, rows on their
- * shards, finished sagas) passes every check; then each test breaks one
- * thing the way a real bug would (an extra row, a holder without a row, a
- * negative stock, a row on the wrong shard, a user twice, an unfinished
- * saga, ...) and requires the check that guards it to say FAIL. */
+ * shards, their order_counts, finished sagas) passes every check; then each
+ * test breaks one thing the way a real bug would (an extra row, a holder
+ * without a row, a negative stock, a row on the wrong shard, a user twice,
+ * an unfinished saga, a read model off the rows, ...) and requires the
+ * check that guards it to say FAIL. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,36 @@ static void add_row(ct_snapshot *s, ct_coupon *c, int saga_no, long long user, i
         abort();
 }
 
+/* The read model as the triggers would keep it: one order_counts row per
+ * (shard, room) of the coupon's rows, counting them. */
+static void add_counts(ct_coupon *c)
+{
+    for (size_t k = 0; k < c->n_rows; k++) {
+        const ct_row *w = &c->rows[k];
+        size_t j = 0;
+
+        while (j < c->n_counts && (c->counts[j].shard != w->shard || c->counts[j].room_id != w->room_id))
+            j++;
+        if (j == c->n_counts) {
+            ct_count n = {w->room_id, c->coupon_id, 0, w->shard};
+
+            if (ct_coupon_add_count(c, &n) != CG_OK)
+                abort();
+        }
+        c->counts[j].orders++;
+    }
+}
+
+/* The count of the coupon's (shard, room), or NULL. */
+static ct_count *count_of(ct_coupon *c, int shard, long long room)
+{
+    for (size_t j = 0; j < c->n_counts; j++) {
+        if (c->counts[j].shard == shard && c->counts[j].room_id == room)
+            return &c->counts[j];
+    }
+    return NULL;
+}
+
 /* Coupon 7: total 10, three granted (users 1-3, sagas 1-3), one rejected
  * (saga 4), one compensated after release (saga 5). */
 static ct_coupon *build_good(ct_snapshot *s)
@@ -71,6 +102,7 @@ static ct_coupon *build_good(ct_snapshot *s)
     ok |= ct_coupon_add_saga(c, saga(5), CT_STATE_COMPENSATED, 1);
     if (ok != CG_OK)
         abort();
+    add_counts(c);
     ct_coupon_sort(c);
     return c;
 }
@@ -119,9 +151,11 @@ static void test_good_passes(void)
     build_good(&s);
     TH_CHECK_INT(run(&s, 1, &r), 0);
     TH_CHECK_INT(r.failed, 0);
-    TH_CHECK_INT(r.passed, 7);
+    TH_CHECK_INT(r.passed, 8);
+    TH_CHECK(has_line("PASS R1 read model: order_counts equals the rows per shard, room and coupon: "
+                      "3 entries, 3 counted = 3 rows"));
     TH_CHECK_INT(run(&s, 0, &r), 0);
-    TH_CHECK_INT(r.passed, 5);
+    TH_CHECK_INT(r.passed, 6);
     ct_snapshot_free(&s);
 }
 
@@ -371,6 +405,160 @@ static void test_stray_row(void)
     ct_snapshot_free(&s);
 }
 
+/* The count of the first row's (shard, room) is one too high, as a
+ * trigger that fired twice or a row deleted around it would leave it. */
+static void test_read_model_off(void)
+{
+    ct_snapshot s;
+    ct_report r;
+    ct_coupon *c = build_good(&s);
+    ct_count *k = count_of(c, c->rows[0].shard, ROOM);
+    char line[160];
+
+    TH_REQUIRE(k != NULL);
+    k->orders++;
+    TH_CHECK_INT(run(&s, 1, &r), 1);   /* nothing else is wrong */
+    EXPECT_FAIL("R1 read model");
+    TH_CHECK(has_line("FAIL R1 read model: order_counts equals the rows per shard, room and coupon: "
+                      "3 entries, 4 counted = 3 rows"));
+    snprintf(line, sizeof(line), "shard %d, room %d, coupon 7: order_counts says %lld, %lld rows",
+             k->shard, ROOM, k->orders, k->orders - 1);
+    TH_CHECK(strstr(out_buf, line) != NULL);
+    TH_CHECK_INT(run(&s, 0, &r), 1);   /* it holds at any instant */
+    k->orders--;
+    TH_CHECK_INT(run(&s, 1, &r), 0);
+    /* Negative (a delete counted twice) is off too. */
+    k->orders = -1;
+    TH_CHECK(run(&s, 0, &r) > 0);
+    EXPECT_FAIL("R1 read model");
+    ct_snapshot_free(&s);
+}
+
+/* A row the read model does not count: its order_counts row is missing. */
+static void test_read_model_missing(void)
+{
+    ct_snapshot s;
+    ct_report r;
+    ct_coupon *c = build_good(&s);
+    char line[160];
+    int shard;
+
+    c->n_counts--;   /* drops the last count */
+    shard = c->counts[c->n_counts].shard;
+    TH_CHECK_INT(run(&s, 0, &r), 1);
+    EXPECT_FAIL("R1 read model");
+    snprintf(line, sizeof(line), "shard %d, room %d, coupon 7: no order_counts row", shard, ROOM);
+    TH_CHECK(strstr(out_buf, line) != NULL);
+    ct_snapshot_free(&s);
+}
+
+/* Counts for a room the coupon has no rows in: wrong unless 0 (what the
+ * delete trigger leaves behind). */
+static void test_read_model_no_rows(void)
+{
+    ct_snapshot s;
+    ct_report r;
+    ct_coupon *c = build_good(&s);
+    ct_count bogus = {ROOM + 1, 7, 2, 0};
+
+    TH_REQUIRE(ct_coupon_add_count(c, &bogus) == CG_OK);
+    TH_CHECK_INT(run(&s, 1, &r), 1);
+    EXPECT_FAIL("R1 read model");
+    TH_CHECK(strstr(out_buf, "shard 0, room 7, coupon 7: order_counts says 2, 0 rows") != NULL);
+    c->counts[c->n_counts - 1].orders = 0;
+    TH_CHECK_INT(run(&s, 1, &r), 0);
+    ct_snapshot_free(&s);
+}
+
+/* Right in sum but on the wrong shard, or in the wrong room: the check is
+ * per shard and room, not per coupon. */
+static void test_read_model_per_key(void)
+{
+    ct_snapshot s;
+    ct_report r;
+    ct_coupon *c = build_good(&s);
+    ct_count moved;
+
+    TH_REQUIRE(c->n_counts > 0);
+    moved = c->counts[0];
+    moved.shard = (moved.shard + 1) % 4;
+    while (count_of(c, moved.shard, ROOM) != NULL)
+        moved.shard = (moved.shard + 1) % 4;
+    c->counts[0].orders--;
+    moved.orders = 1;
+    TH_REQUIRE(ct_coupon_add_count(c, &moved) == CG_OK);
+    TH_CHECK_INT(run(&s, 0, &r), 1);
+    EXPECT_FAIL("R1 read model");
+    TH_CHECK(has_line("FAIL R1 read model: order_counts equals the rows per shard, room and coupon: "
+                      "4 entries, 3 counted = 3 rows"));
+    ct_snapshot_free(&s);
+    c = build_good(&s);
+    c->counts[0].room_id = ROOM + 1;
+    TH_CHECK_INT(run(&s, 0, &r), 1);
+    EXPECT_FAIL("R1 read model");
+    ct_snapshot_free(&s);
+}
+
+/* Equal keys on a side are summed (two partial counts of one key agree
+ * with the rows), and the snapshot's order of counts does not matter. */
+static void test_read_model_sums(void)
+{
+    ct_snapshot s;
+    ct_report r;
+    ct_coupon *c = build_good(&s);
+    ct_count half;
+
+    for (size_t j = 0; j < c->n_counts; j++) {
+        if (c->counts[j].orders < 2)
+            continue;
+        half = c->counts[j];
+        half.orders = 1;
+        c->counts[j].orders--;
+        TH_REQUIRE(ct_coupon_add_count(c, &half) == CG_OK);
+        break;
+    }
+    for (size_t j = 0; j + 1 < c->n_counts; j += 2) {
+        ct_count t = c->counts[j];
+
+        c->counts[j] = c->counts[j + 1];
+        c->counts[j + 1] = t;
+    }
+    TH_CHECK_INT(run(&s, 1, &r), 0);
+    ct_snapshot_free(&s);
+}
+
+/* Full checks: coupons outside the snapshot are compared by the shards'
+ * own row counts; a count without rows there fails, a 0 left behind does
+ * not, and a partial snapshot does not look at them. */
+static void test_read_model_strays(void)
+{
+    ct_snapshot s;
+    ct_report r;
+    ct_count bogus = {ROOM, 99, 3, 2}, zero = {ROOM, 98, 0, 1}, tally = {ROOM, 97, 2, 3};
+
+    build_good(&s);
+    s.full = 1;
+    TH_REQUIRE(ct_snapshot_add_stray_count(&s, &zero) == CG_OK);
+    TH_CHECK_INT(run(&s, 0, &r), 0);
+    TH_CHECK(has_line("PASS R1 read model: order_counts equals the rows per shard, room and coupon: "
+                      "4 entries, 3 counted = 3 rows, coupons without stock included"));
+    TH_REQUIRE(ct_snapshot_add_stray_count(&s, &bogus) == CG_OK);
+    TH_CHECK_INT(run(&s, 0, &r), 1);   /* only the read model: there are no rows */
+    EXPECT_FAIL("R1 read model");
+    TH_CHECK(strstr(out_buf, "shard 2, room 6, coupon 99 (no stock loaded): order_counts says 3, 0 rows") != NULL);
+    s.full = 0;
+    TH_CHECK_INT(run(&s, 0, &r), 0);
+    s.full = 1;
+    s.n_stray_counts--;
+    /* rows the read model does not count (I1 fails on them too, in the rows) */
+    TH_REQUIRE(ct_snapshot_add_stray_tally(&s, &tally) == CG_OK);
+    TH_CHECK_INT(run(&s, 0, &r), 1);
+    TH_CHECK(strstr(out_buf, "shard 3, room 6, coupon 97 (no stock loaded): no order_counts row, 2 rows") != NULL);
+    TH_REQUIRE(ct_snapshot_add_stray_count(&s, &tally) == CG_OK);   /* counted right */
+    TH_CHECK_INT(run(&s, 0, &r), 0);
+    ct_snapshot_free(&s);
+}
+
 static void test_counts(void)
 {
     ct_snapshot s;
@@ -431,6 +619,12 @@ int main(int argc, char **argv)
         {"saga state contradicting the data fails", test_state_contradicts_data},
         {"missing or bad keys fail", test_missing_keys},
         {"row of an unknown coupon fails", test_stray_row},
+        {"read model off by one fails", test_read_model_off},
+        {"read model missing a count fails", test_read_model_missing},
+        {"read model counting a room without rows fails", test_read_model_no_rows},
+        {"read model on the wrong shard or room fails", test_read_model_per_key},
+        {"read model entries of one key are summed", test_read_model_sums},
+        {"read model of coupons without stock (full)", test_read_model_strays},
         {"coupon counts", test_counts},
         {"saga states move forward only", test_state_steps},
     };
